@@ -1,0 +1,159 @@
+"""CLIP image (and text) encoders through open_clip.
+
+    enc = ClipEncoder.load("ViT-B-32", "openai")          # the encoder of the published ClipCap weights
+    enc = ClipEncoder.load("tiny")                         # the local tiny tower (tests, CI, demo)
+    feats = enc.encode_images([pil_or_uint8_array, ...])   # (N, D) float32
+
+Preprocessing is the model's own (resize the shortest side with bicubic filtering, centre crop,
+normalise with the model's mean/std), done per image in PIL and normalised as one batch.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ClipPrefixError
+
+_INTERP = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+
+
+def to_pil(image: Any) -> Image.Image:
+    """Accept a PIL image or an HxWx3 (or HxW) uint8 array; return an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ClipPrefixError(f"Image arrays must be uint8, got {image.dtype}.")
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ClipPrefixError(f"Image arrays must be HxWx3, got shape {image.shape}.")
+        return Image.fromarray(image[..., :3])
+    raise ClipPrefixError(f"Cannot encode an object of type {type(image).__name__} as an image.")
+
+
+@dataclass
+class PreprocessSpec:
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+
+
+class ClipEncoder:
+    """An open_clip model with batched preprocessing; `spec` identifies it (for caches and checkpoints)."""
+
+    def __init__(self, model: torch.nn.Module, spec: dict, tokenizer=None, *, normalize: bool = False,
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+        self.model = model.eval()
+        self.device = torch.device(device)
+        self.dtype = dtype or torch.float32
+        self.model.to(self.device, self.dtype)
+        self.normalize = normalize
+        self.tokenizer = tokenizer
+        pp = spec["preprocess"]
+        self.pre = PreprocessSpec(pp["size"], tuple(pp["mean"]), tuple(pp["std"]),
+                                  pp.get("interpolation", "bicubic"), pp.get("resize_mode", "shortest"))
+        self.spec = dict(spec, normalize=normalize)
+        self.embed_dim = int(spec["embed_dim"])
+        self._mean = torch.tensor(self.pre.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.pre.std).view(1, 3, 1, 1)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
+             dtype: torch.dtype | None = None, normalize: bool = False, cache_dir: str | None = None,
+             weights: str | os.PathLike | None = None) -> "ClipEncoder":
+        """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
+
+        `model="tiny"` gives the tiny local tower; `model="local-dir:/path"` an open_clip folder;
+        `pretrained` may also be a path to a weights file (or pass `weights=`).
+        """
+        import open_clip
+
+        if model == "tiny":
+            from .tiny import tiny_clip_dir
+            model, pretrained = f"local-dir:{tiny_clip_dir()}", None
+        if weights is not None:
+            pretrained = str(weights)
+        if pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(model) \
+                and not os.path.isfile(pretrained) and not model.startswith(("local-dir:", "hf-hub:")):
+            raise ClipPrefixError(
+                f"CLIP weights '{pretrained}' for {model} are neither a known open_clip tag "
+                f"({', '.join(open_clip.list_pretrained_tags_by_model(model)) or 'none'}) nor an existing file.")
+        try:
+            net = open_clip.create_model(model, pretrained=pretrained, cache_dir=cache_dir)
+        except (RuntimeError, OSError, ValueError) as e:
+            from .hub import offline_message
+            raise ClipPrefixError(offline_message(f"CLIP weights {model}/{pretrained}", e)) from e
+        pp = open_clip.get_model_preprocess_cfg(net)
+        size = pp.get("size", 224)
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        spec = {
+            "model": model if not model.startswith("local-dir:") else "local:" + os.path.basename(model.rstrip("/")),
+            "pretrained": os.path.basename(pretrained) if pretrained and os.path.isfile(pretrained) else pretrained,
+            "embed_dim": int(net.visual.output_dim),
+            "preprocess": {"size": int(size), "mean": list(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+                           "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),
+                           "interpolation": pp.get("interpolation", "bicubic"),
+                           "resize_mode": pp.get("resize_mode", "shortest")},
+        }
+        try:
+            tokenizer = open_clip.get_tokenizer(model)
+        except Exception:  # noqa: BLE001 - text side is optional (CLIPScore only); image encoding still works
+            tokenizer = None
+        return cls(net, spec, tokenizer, normalize=normalize, device=device, dtype=dtype)
+
+    # ---------------------------------------------------------------- preprocessing
+    def _resize_crop(self, img: Image.Image) -> np.ndarray:
+        s = self.pre.size
+        w, h = img.size
+        if self.pre.resize_mode == "squash":
+            img = img.resize((s, s), _INTERP[self.pre.interpolation])
+        else:  # torchvision Resize(int): shortest side -> s, longer side truncated, then centre crop
+            if w <= h:
+                nw, nh = s, int(s * h / w)
+            else:
+                nw, nh = int(s * w / h), s
+            if (nw, nh) != (w, h):
+                img = img.resize((nw, nh), _INTERP[self.pre.interpolation])
+            left = int(round((nw - s) / 2.0))
+            top = int(round((nh - s) / 2.0))
+            img = img.crop((left, top, left + s, top + s))
+        return np.asarray(img, dtype=np.uint8)
+
+    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images / uint8 arrays -> normalised float tensor (N, 3, S, S) on the CPU."""
+        if len(images) == 0:
+            return torch.empty(0, 3, self.pre.size, self.pre.size)
+        arr = np.stack([self._resize_crop(to_pil(im)) for im in images])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    # ---------------------------------------------------------------- encoding
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels (N, 3, S, S) -> image features (N, D), float32 on the encoder's device."""
+        feats = self.model.encode_image(pixels.to(self.device, self.dtype)).float()
+        return torch.nn.functional.normalize(feats, dim=-1) if self.normalize else feats
+
+    def encode_images(self, images: Iterable[Any], batch_size: int = 64) -> torch.Tensor:
+        """Images -> features (N, D) float32, computed in batches of `batch_size`."""
+        images = list(images)
+        out = [self.encode_pixels(self.preprocess(images[i:i + batch_size]))
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.embed_dim)
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> L2-normalised text features (N, D) (for CLIPScore)."""
+        if self.tokenizer is None:
+            raise ClipPrefixError(f"The CLIP model {self.spec['model']} has no text tokenizer, so it cannot score captions.")
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
