@@ -178,8 +178,8 @@ def caption_parts(caption: str) -> dict:
 
 
 # ------------------------------------------------------------------ drawing
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    grey = rng.uniform(35, 95)                 # dark-ish grey, different per item
+def _background(rng: np.random.Generator, width: int, height: int, grey: tuple[float, float] = (35, 95)) -> np.ndarray:
+    grey = rng.uniform(*grey)                  # dark-ish grey, different per item
     tint = rng.uniform(-6, 6, size=3)          # a faint colour cast so items are not all one grey
     noise = rng.normal(0.0, 6.0, size=(height, width, 1))  # mild luminance noise
     return np.clip(grey + tint + noise, 0, 255).astype(np.uint8)
@@ -202,11 +202,13 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
         raise ClipPrefixError(f"Unknown synthetic shape {shape!r}; use one of {', '.join(SHAPES)}.")
 
 
-def draw_still(still: Still, rng: np.random.Generator, size: tuple[int, int] = (96, 96)) -> np.ndarray:
-    """Render a `Still` as an HxWx3 uint8 array; two shapes sit side by side along the region's long axis."""
+def draw_still(still: Still, rng: np.random.Generator, size: tuple[int, int] = (96, 96), *,
+               grey: tuple[float, float] = (35, 95)) -> np.ndarray:
+    """Render a `Still` as an HxWx3 uint8 array; two shapes sit side by side along the region's long axis.
+    `grey` is the range the background level is drawn from (0-255)."""
     w, h = size
     m = min(w, h)
-    img = Image.fromarray(_background(rng, w, h))
+    img = Image.fromarray(_background(rng, w, h, grey))
     draw = ImageDraw.Draw(img)
     fill = _colour(rng, still.colour)
     # region centre (fractions of the frame), jittered so positions vary within the region
@@ -228,10 +230,10 @@ def draw_still(still: Still, rng: np.random.Generator, size: tuple[int, int] = (
 
 
 def motion_frames(motion: Motion, rng: np.random.Generator, size: tuple[int, int] = (128, 96),
-                  n_frames: int = 24) -> Iterable[np.ndarray]:
+                  n_frames: int = 24, *, grey: tuple[float, float] = (35, 95)) -> Iterable[np.ndarray]:
     """Yield the frames of a `Motion` clip: the shape travels from 15% to 85% of the frame."""
     w, h = size
-    bg = _background(rng, w, h)
+    bg = _background(rng, w, h, grey)
     fill = _colour(rng, motion.colour)
     r = rng.uniform(0.12, 0.16) * min(w, h)
     cross = rng.uniform(0.4, 0.6)          # where on the other axis the path runs
@@ -493,10 +495,11 @@ def make_video(path: str | Path, seed: int = 0, *, n_scenes: int = 4, scene_seco
     def frames():
         for k, cand in enumerate(chosen):
             srng = _item_rng(seed, "scene", k)
+            grey = (30, 45) if k % 2 == 0 else (80, 95)   # alternate dark / lighter grey: every cut is a clear one
             if motion:
-                yield from motion_frames(cand, srng, size, per_scene)
+                yield from motion_frames(cand, srng, size, per_scene, grey=grey)
             else:
-                still = draw_still(cand, srng, size)
+                still = draw_still(cand, srng, size, grey=grey)
                 for _ in range(per_scene):
                     yield still
 
