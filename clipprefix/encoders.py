@@ -69,12 +69,16 @@ class ClipEncoder:
     @classmethod
     def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
              dtype: torch.dtype | None = None, normalize: bool = False, cache_dir: str | None = None,
-             weights: str | os.PathLike | None = None) -> "ClipEncoder":
+             weights: str | os.PathLike | None = None, output: str = "embed") -> "ClipEncoder":
         """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
 
         `model="tiny"` gives the tiny local tower; `model="local-dir:/path"` an open_clip folder;
-        `pretrained` may also be a path to a weights file (or pass `weights=`).
+        `pretrained` may also be a path to a weights file (or pass `weights=`). `output="pooled"` drops
+        the final projection: the pooled, LayerNorm-ed class token (Hugging Face's `pooler_output`),
+        which clip-gpt-captioning checkpoints were trained on.
         """
+        if output not in ("embed", "pooled"):
+            raise ClipPrefixError(f"CLIP output must be 'embed' or 'pooled', got '{output}'.")
         import open_clip
 
         if model == "tiny":
@@ -92,12 +96,16 @@ class ClipEncoder:
         except (RuntimeError, OSError, ValueError) as e:
             from .hub import offline_message
             raise ClipPrefixError(offline_message(f"CLIP weights {model}/{pretrained}", e)) from e
+        if output == "pooled":
+            net.visual.proj = None
+            net.visual.output_dim = net.visual.ln_post.normalized_shape[0]
         pp = open_clip.get_model_preprocess_cfg(net)
         size = pp.get("size", 224)
         size = size[0] if isinstance(size, (tuple, list)) else size
         spec = {
             "model": model if not model.startswith("local-dir:") else "local:" + os.path.basename(model.rstrip("/")),
             "pretrained": os.path.basename(pretrained) if pretrained and os.path.isfile(pretrained) else pretrained,
+            "output": output,
             "embed_dim": int(net.visual.output_dim),
             "preprocess": {"size": int(size), "mean": list(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
                            "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),
