@@ -28,6 +28,14 @@ FORMAT_VERSION = 1
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
+def quiet_transformers() -> None:
+    """No per-file progress bars or advisory warnings from transformers in our output."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
 def write_folder(path: str | os.PathLike, fill) -> Path:
     """Create folder `path` atomically: `fill(tmp_dir)` writes the files, then the folder is swapped in."""
     path = Path(path)
@@ -56,6 +64,8 @@ def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenize
     from . import __version__
 
     config = dict(config, format=FORMAT, format_version=FORMAT_VERSION, clipprefix_version=__version__)
+
+    quiet_transformers()
 
     def fill(d: Path):
         tensors = {f"mapper.{k}": v.detach().to("cpu").contiguous() for k, v in mapper_state.items()}
@@ -120,6 +130,7 @@ def load_mapper_state(folder: Path) -> dict[str, torch.Tensor]:
 def load_lm(folder: Path, lm_cfg: dict):
     from transformers import AutoModelForCausalLM
 
+    quiet_transformers()
     if lm_cfg.get("included"):
         return AutoModelForCausalLM.from_pretrained(str(folder / "lm"))
     try:
@@ -132,6 +143,7 @@ def load_lm(folder: Path, lm_cfg: dict):
 def load_tokenizer(folder: Path | None, tok_cfg: dict):
     from transformers import AutoTokenizer
 
+    quiet_transformers()
     if tok_cfg.get("included"):
         return AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     try:
