@@ -41,7 +41,8 @@ class Item:
         return "video" if self.path.suffix.lower() in VIDEO_EXTS else "image"
 
 
-def _split(name: str) -> str:
+def split_name(name: str) -> str:
+    """Normalise a split name (`validate` -> `val`, `restval` -> `train`); unknown names raise."""
     s = _SPLIT_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
     if s not in SPLITS:
         raise ClipPrefixError(f"Unknown split '{name}'; use one of {', '.join(SPLITS)}.")
@@ -97,7 +98,7 @@ def _index_videos(root: Path) -> tuple[dict[str, Path], Path]:
 def read_msrvtt(root: str | Path, split: str = "train") -> list[Item]:
     """MSR-VTT from `train_val_videodatainfo.json` / `test_videodatainfo.json`; all captions kept, in
     `sen_id` order; split from each video's `split` field (train / validate / test)."""
-    root, split = Path(root), _split(split)
+    root, split = Path(root), split_name(split)
     files = {"train": ["train_val_videodatainfo.json"], "val": ["train_val_videodatainfo.json"],
              "test": ["test_videodatainfo.json"],
              "all": ["train_val_videodatainfo.json", "test_videodatainfo.json"]}[split]
@@ -112,7 +113,7 @@ def read_msrvtt(root: str | Path, split: str = "train") -> list[Item]:
     found, video_dir = _index_videos(root)
     items, seen = [], set()
     for v in videos:
-        vid, vsplit = v["video_id"], _split(v.get("split", "train"))
+        vid, vsplit = v["video_id"], split_name(v.get("split", "train"))
         if (split != "all" and vsplit != split) or vid in seen:
             continue
         seen.add(vid)
@@ -128,7 +129,7 @@ def _read_karpathy(path: Path, image_root: Path, split: str, restval: bool, id_k
     items = []
     for im in _field(data, "images", path):
         raw = str(im.get("split", "train"))
-        s = _split(raw)
+        s = split_name(raw)
         if raw == "restval" and not restval:
             continue
         if split != "all" and s != split:
@@ -143,7 +144,7 @@ def read_coco_karpathy(root: str | Path, split: str = "train", restval: bool = T
     """COCO with Karpathy's splits from `dataset_coco.json`; `train` includes `restval` unless told not to.
     Ids are the COCO ids (`cocoid`); images under each entry's `filepath` (`train2014/`, `val2014/`)."""
     root = Path(root)
-    items = _read_karpathy(root / "dataset_coco.json", root, _split(split), restval, "cocoid")
+    items = _read_karpathy(root / "dataset_coco.json", root, split_name(split), restval, "cocoid")
     return _require_media(items, root, "COCO image")
 
 
@@ -174,14 +175,14 @@ def read_flickr30k(root: str | Path, split: str = "train") -> list[Item]:
     """Flickr30k from `results.csv` + `flickr30k_images/`. Splits come from Karpathy's
     `dataset_flickr30k.json` when it lies beside; otherwise, with images sorted by name, the last
     n/31 are test and the n/31 before them val (Karpathy's proportions: 29,000 / 1,014 / 1,000)."""
-    root, split = Path(root), _split(split)
+    root, split = Path(root), split_name(split)
     image_dir = root / "flickr30k_images"
     if (root / "dataset_flickr30k.json").is_file() and not (root / "results.csv").is_file():
         return _require_media(_read_karpathy(root / "dataset_flickr30k.json", image_dir, split, True, "imgid"),
                               root, "Flickr30k image")
     caps = _parse_results_csv(root / "results.csv")
     if (root / "dataset_flickr30k.json").is_file():
-        karpathy = {im["filename"]: _split(im.get("split", "train"))
+        karpathy = {im["filename"]: split_name(im.get("split", "train"))
                     for im in _field(_read_json(root / "dataset_flickr30k.json"), "images", root / "dataset_flickr30k.json")}
     else:
         karpathy = {}
@@ -211,7 +212,7 @@ def read_folder(root: str | Path, split: str = "all") -> list[Item]:
     row per caption) or `captions.jsonl` (`{"file": ..., "captions": [...], "split": ...}` per line). Without
     a caption file every image/video below `root` is an item with no captions (for extraction and
     inference). Items without a split are `train`. Ids are paths relative to `root`, without extension."""
-    root, split = Path(root), _split(split)
+    root, split = Path(root), split_name(split)
     if not root.is_dir():
         raise ClipPrefixError(f"Folder {root} does not exist.")
     entries: dict[str, dict] = {}
@@ -221,7 +222,7 @@ def read_folder(root: str | Path, split: str = "all") -> list[Item]:
             raise ClipPrefixError(f"{where} has an entry without a file name.")
         e = entries.setdefault(file, {"captions": [], "split": None})
         e["captions"] += [c.strip() for c in captions if c and c.strip()]
-        e["split"] = e["split"] or (_split(s) if s else None)
+        e["split"] = e["split"] or (split_name(s) if s else None)
 
     csv_path, jsonl_path = root / "captions.csv", root / "captions.jsonl"
     if csv_path.is_file():

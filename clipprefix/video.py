@@ -282,8 +282,13 @@ class _Reader:
         """Position the decoder so that the next frame is the one on screen at `pts` or earlier."""
         back = max(1, int(round(1.0 / float(self.tb))))  # first retry one second earlier
         target = pts
+        import av
+
         for _ in range(8):
-            self.container.seek(max(target, self.start_pts), backward=True, any_frame=False, stream=self.stream)
+            try:
+                self.container.seek(max(target, self.start_pts), backward=True, any_frame=False, stream=self.stream)
+            except av.FFmpegError as e:
+                raise ClipPrefixError(f"Video {self.path} cannot be seeked to {float(target * self.tb):.3f} s ({_msg(e)}).") from e
             self._it = self._decode()
             self._head = []
             f = self._next()
