@@ -58,7 +58,7 @@ class Captioner:
                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None, encoder=None):
         self.config = config
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
         self.folder = folder
         self.device = torch.device(device)
         self.dtype = dtype or torch.float32
@@ -72,7 +72,6 @@ class Captioner:
                         dtype: torch.dtype | None = None) -> "Captioner":
         folder = resolve(name_or_path)
         config = read_config(folder)
-        tokenizer = load_tokenizer(folder, config["tokenizer"])
         lm = load_lm(folder, config["lm"])
         model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm,
                                 normalize=config["clip"].get("normalize", False),
@@ -83,7 +82,7 @@ class Captioner:
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
             raise ClipPrefixError(f"The mapper weights in {folder} do not match its config.json ({first}).") from e
-        return cls(config, model, tokenizer, folder=folder, device=device, dtype=dtype)
+        return cls(config, model, None, folder=folder, device=device, dtype=dtype)   # tokenizer: on first use
 
     @classmethod
     def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str = "cpu", seed: int = 0) -> "Captioner":
@@ -109,7 +108,8 @@ class Captioner:
         if self.dtype != torch.float32:   # checkpoints are stored in fp32 whatever the runtime dtype
             lm = copy.deepcopy(lm).float()
         state = {k: v.float() for k, v in self.model.mapper.state_dict().items()}
-        return save_checkpoint(path, config, state, lm=lm, tokenizer=self.tokenizer, clip_dir=clip_dir)
+        tokenizer = self.tokenizer if config["tokenizer"].get("included") else None
+        return save_checkpoint(path, config, state, lm=lm, tokenizer=tokenizer, clip_dir=clip_dir)
 
     def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
                     commit_message: str = "Upload clipprefix captioner") -> str:
@@ -144,6 +144,13 @@ class Captioner:
         if source:
             return Path(source)
         raise ClipPrefixError("This captioner's CLIP tower is not stored anywhere it can be copied from.")
+
+    @property
+    def tokenizer(self):
+        """The LM's tokenizer, loaded on first use (scoring features needs none)."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.folder, self.config["tokenizer"])
+        return self._tokenizer
 
     @property
     def encoder(self):
