@@ -87,11 +87,13 @@ class FeatureCache:
         `allow_partial=True`."""
         root = Path(path)
         index = _read_index(root)
+        if index is None and (root / "parts").is_dir():
+            raise ClipPrefixError(f"Feature cache {root} has parts that are not merged; when all are done run "
+                                  f"`clipprefix extract --merge --out {root}`.")
         if index is None:
             raise ClipPrefixError(f"{root} is not a feature cache (no index.json); create it with `clipprefix extract`.")
         if not index.get("complete") and not allow_partial:
-            parts = " (its parts are not merged: run `clipprefix extract --merge`)" if index.get("parts") else ""
-            raise ClipPrefixError(f"Feature cache {root} is unfinished{parts}; rerun the same `clipprefix extract` "
+            raise ClipPrefixError(f"Feature cache {root} is unfinished; rerun the same `clipprefix extract` "
                                   "to complete it, or pass allow_partial=True.")
         cache = cls(root, index, _read_records(root, index))
         cache.check(encoder=encoder, sampling=sampling, dataset=dataset, split=split)
@@ -373,19 +375,19 @@ def extract(dataset: str, root: str | os.PathLike, out: str | os.PathLike, *, sp
     if encoder is None:
         from .encoders import ClipEncoder
         encoder = ClipEncoder.load(model, pretrained, device=device, dtype=dtype, normalize=normalize)
-    t0 = time.time()   # items/s counts reading + encoding, not loading the model
-    items = ds.load(name, root, split)
-    if limit:
-        items = items[:limit]
-    items = items[i::n]
     meta = {"encoder": encoder.spec, "compute_dtype": str(getattr(encoder, "dtype", torch.float32)).replace("torch.", ""),
             "sampling": str(policy), "frame_resize": "swscale-bicubic" if fast_resize else "pil",
             "max_frames": max_frames, "dataset": name, "split": ds.split_name(split),
             "dtype": "float16", "package": {"name": "clipprefix", "version": _version()}}
     out = Path(out)
     part_dir = out / "parts" / f"{i}of{n}" if n > 1 else out
+    index = _open_or_create(part_dir, meta, f"{i}/{n}" if n > 1 else None, overwrite)   # refuses other settings
+    t0 = time.time()   # items/s counts reading + encoding, not loading the model
+    items = ds.load(name, root, split)
+    if limit:
+        items = items[:limit]
+    items = items[i::n]
     part_dir.mkdir(parents=True, exist_ok=True)
-    index = _open_or_create(part_dir, meta, f"{i}/{n}" if n > 1 else None, overwrite)
     done = {r["id"] for s in index["shards"] for r in _shard_records(part_dir / s, s)}
     index["n_items"] = len(done)
     index["limit"] = limit   # a subset for smoke runs: recorded, but not part of what the features mean

@@ -198,10 +198,14 @@ class _Reader:
     # -- stream facts
     def _duration(self) -> float:
         s, c = self.stream, self.container
+        # how far before the promised end the frames may stop: the video track's own duration is exact;
+        # a container duration also covers audio, which may run on a little (mkv, webm)
+        self.slack = 0.25
         if s.duration:
             d = float(s.duration * self.tb) - (self.start - float((s.start_time or 0) * self.tb))
         elif c.duration:
             d = c.duration / 1_000_000 - (self.start - (c.start_time or 0) / 1_000_000)
+            self.slack = 2.0 + 0.05 * d
         else:
             d = 0.0
         if not d > 0:
@@ -366,7 +370,7 @@ def _frames_at(r: _Reader, times: Sequence[float], spans=None, short_side: int |
         chosen = prev if prev is not None else pending
         if chosen is None:
             raise ClipPrefixError(f"Video {r.path} is truncated: no frame could be decoded at {times[i]:.3f} s.")
-        if pending is None and chosen.pts + 2 * max(frame_ticks, 1) < end_pts - int(0.25 / tb):
+        if pending is None and chosen.pts + 2 * max(frame_ticks, 1) < end_pts - int(r.slack / tb):
             # the stream stopped well before the duration its header promises: a cut-off file
             raise ClipPrefixError(f"Video {r.path} is truncated: frames stop at {float(chosen.pts * tb):.2f} s "
                                   f"of {r.start + r.duration:.2f} s.")
