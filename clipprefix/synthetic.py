@@ -279,6 +279,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float = 12, *
             stream = out.add_stream("libx264", rate=rate, options=dict(options or {}))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.time_base = time_base
+            stream.codec_context.time_base = time_base
             if rotation:
                 stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
             for i, arr in enumerate(itertools.chain([first], frames)):
