@@ -24,7 +24,7 @@ class ClipPrefixModel(nn.Module):
         super().__init__()
         self.mapper_cfg = mapper_cfg
         self.mapper = build_mapper(mapper_cfg)
-        self.lm = lm
+        self.lm = fuse_gelu(lm)
         self.normalize = normalize
         self.set_train_lm(train_lm)
 
@@ -73,6 +73,16 @@ class ClipPrefixModel(nn.Module):
         """Full LM logits (B, K+L, vocab) for the prefix followed by `input_ids` (tests, scoring)."""
         x = self.lm_input(features, input_ids, attention_mask)
         return self.lm(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask).logits
+
+
+def fuse_gelu(lm: nn.Module) -> nn.Module:
+    """Swap GPT-2's `gelu_new` (five elementwise passes: pow, mul, add, tanh, mul) for PyTorch's fused
+    tanh-approximate GELU: the same formula in one pass (a quarter of bf16 decoding time on a CPU)."""
+    for module in list(lm.modules()):
+        for name, child in list(module.named_children()):
+            if type(child).__name__ == "NewGELUActivation":
+                setattr(module, name, nn.GELU(approximate="tanh"))
+    return lm
 
 
 def encode_captions(tokenizer, captions: Sequence[str], max_length: int | None = None,

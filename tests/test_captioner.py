@@ -1,0 +1,132 @@
+"""Captioner: presets, checkpoints round trip, images and features through one path, clear failures."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clipprefix import Captioner, synthetic
+from clipprefix.errors import ClipPrefixError
+from clipprefix.presets import new_captioner
+
+
+@pytest.fixture(scope="module")
+def cap():
+    return Captioner.from_pretrained("tiny")
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return [synthetic.draw_still(s, rng) for s in synthetic.STILLS[:6]]
+
+
+def test_images_and_their_features_give_the_same_captions(cap, images):
+    by_image = cap.caption_images(images, max_new_tokens=8)
+    feats = cap.encode_images(images)
+    by_feats = cap.caption_features(feats, max_new_tokens=8)
+    by_frames = cap.caption_features([f[None] for f in feats], max_new_tokens=8)   # list of (T=1, D)
+    assert [c.tokens for c in by_image] == [c.tokens for c in by_feats] == [c.tokens for c in by_frames]
+    c = by_image[0]
+    assert len(c.tokens) == len(c.logprobs) and c.score == pytest.approx(np.mean(c.logprobs))
+    assert c.text == cap.decode(c.tokens)
+
+
+def test_batch_size_does_not_change_captions(cap, images):
+    a = cap.caption_images(images, batch_size=2, strategy="beam", num_beams=3, max_new_tokens=6)
+    b = cap.caption_images(images, batch_size=6, strategy="beam", num_beams=3, max_new_tokens=6)
+    assert [x.tokens for x in a] == [x.tokens for x in b]
+
+
+def test_alternatives_are_returned_sorted(cap, images):
+    c = cap.caption_images(images[:1], strategy="beam", num_beams=4, num_return_sequences=3, max_new_tokens=5)[0]
+    scores = [c.score] + [a["score"] for a in c.alternatives]
+    assert len(c.alternatives) == 2 and scores == sorted(scores, reverse=True)
+
+
+def test_save_and_reload_gives_identical_outputs(tmp_path, images):
+    cap = new_captioner("tiny-video", seed=3)
+    cap.generation = cap.generation.updated(max_new_tokens=7)
+    path = cap.save_pretrained(tmp_path / "ckpt")
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["format"] == "clipprefix" and cfg["mapper"]["type"] == "video" and cfg["lm"]["included"]
+    assert {p.name for p in path.iterdir()} >= {"config.json", "model.safetensors", "lm", "tokenizer", "clip"}
+    again = Captioner.from_pretrained(path)
+    assert again.generation.max_new_tokens == 7
+    feats = torch.randn(3, 5, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(cap.model.prefix(feats), again.model.prefix(feats))
+    assert [c.tokens for c in cap.caption_features(feats)] == [c.tokens for c in again.caption_features(feats)]
+    assert [c.tokens for c in cap.caption_videos([images[:3]])] == [c.tokens for c in again.caption_videos([images[:3]])]
+
+
+def test_fine_tuned_lm_is_stored_and_frozen_one_by_name(tmp_path):
+    cap = new_captioner("tiny")
+    cap.model.set_train_lm(True)
+    cap.config["lm"]["trainable"] = True
+    with torch.no_grad():
+        cap.model.lm.transformer.wte.weight[0] += 1.0
+    again = Captioner.from_pretrained(cap.save_pretrained(tmp_path / "tuned"))
+    assert torch.equal(again.model.lm.transformer.wte.weight, cap.model.lm.transformer.wte.weight)
+
+
+def test_bf16_weights_decode(cap, images):
+    bf = Captioner.from_pretrained("tiny", dtype=torch.bfloat16)
+    out = bf.caption_images(images[:2], max_new_tokens=5)
+    assert bf.model.lm.transformer.wte.weight.dtype == torch.bfloat16
+    assert len(out) == 2 and all(1 <= len(c.tokens) <= 5 for c in out)
+
+
+def test_missing_corrupt_and_mismatched_checkpoints(tmp_path):
+    with pytest.raises(ClipPrefixError, match="No checkpoint"):
+        Captioner.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ClipPrefixError, match="no config.json"):
+        Captioner.from_pretrained(tmp_path / "empty")
+    good = new_captioner("tiny").save_pretrained(tmp_path / "good")
+    (good / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(ClipPrefixError, match="corrupt or truncated"):
+        Captioner.from_pretrained(good)
+    other = new_captioner("tiny").save_pretrained(tmp_path / "other")
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["mapper"]["prefix_length"] = 7
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ClipPrefixError, match="do not match"):
+        Captioner.from_pretrained(other)
+
+
+def test_published_preset_offline_is_one_clear_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPPREFIX_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ClipPrefixError) as e:
+        Captioner.from_pretrained("clipcap-coco")
+    msg = str(e.value)
+    assert "coco_weights.pt" in msg and "HF_HUB_OFFLINE" in msg and "\n" not in msg
+    assert not (tmp_path / "presets" / "clipcap-coco").exists()
+
+
+def test_hub_id_offline_is_one_clear_sentence(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ClipPrefixError, match="someone/some-captioner"):
+        Captioner.from_pretrained("someone/some-captioner")
+
+
+def test_push_to_hub_uploads_the_checkpoint_folder(tmp_path, monkeypatch):
+    """push_to_hub writes a checkpoint and hands the folder to huggingface_hub (network faked)."""
+    import huggingface_hub
+
+    seen = {}
+
+    class FakeApi:
+        def __init__(self, token=None): pass
+        def create_repo(self, repo_id, private=False, exist_ok=True):
+            return f"https://huggingface.co/{repo_id}"
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            from pathlib import Path
+            seen["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            seen["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = new_captioner("tiny").push_to_hub("me/tiny-captioner")
+    assert url.endswith("me/tiny-captioner")
+    assert "model.safetensors" in seen["files"] and seen["config"]["format"] == "clipprefix"
