@@ -314,7 +314,7 @@ def _load_item(item: ds.Item, policy: video.Sampling, enc, short_side: int | Non
     if not item.path.is_file():
         raise ClipPrefixError(f"{item.path} does not exist.")
     if item.kind == "video":
-        frames = list(video.sample(item.path, policy, short_side=short_side, max_frames=max_frames))
+        frames = list(video.sample(item.path, policy, short_side=short_side, max_frames=max_frames, workers=1))
         return enc.preprocess([f.image for f in frames]), torch.tensor([f.time for f in frames], dtype=torch.float32)
     try:
         with Image.open(item.path) as im:

@@ -108,9 +108,9 @@ def test_seeks_only_across_keyframes_and_skips_unneeded_frames(clip, monkeypatch
     monkeypatch.setattr(V._Reader, "seek", lambda self, pts: (seeks.append(pts), orig_seek(self, pts))[1])
     orig_next = V._Reader._next
     monkeypatch.setattr(V._Reader, "_next", lambda self: (lambda f: (decoded.append(f), f)[1])(orig_next(self)))
-    list(V.frames_at(clip, [0.2, 0.4, 0.6]))          # all in the first GOP: decode on, no seek
+    list(V.frames_at(clip, [0.2, 0.4, 0.6], workers=1))     # all in the first GOP: decode on, no seek
     assert seeks == []
-    list(V.frames_at(clip, [0.5, 5.5, 9.5]))          # keyframes lie between: one seek per far target
+    list(V.frames_at(clip, [0.5, 5.5, 9.5], workers=1))     # keyframes lie between: one seek per far target
     assert len(seeks) == 2
     # non-reference frames before a target are never decoded: far fewer than the 143 frames up to 9.5 s
     assert len([f for f in decoded if f is not None]) < 90
@@ -247,3 +247,12 @@ def test_concealed_damage_is_refused_but_stays_local(tmp_path):
         list(V.sample(bad, "fps:10"))
     early = list(V.frames_at(bad, [0.2, t - 0.25]))
     _assert_on_screen(early, _reference(good))
+
+
+def test_parallel_runs_give_the_same_frames(clip):
+    times = list(np.linspace(0.1, 9.9, 23))
+    one = list(V.frames_at(clip, times, workers=1))
+    three = list(V.frames_at(clip, times, workers=3))
+    assert [f.time for f in one] == [f.time for f in three]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(one, three))
+    assert [f.span for f in V.sample(clip, "uniform:5", workers=2)] == [f.span for f in V.sample(clip, "uniform:5", workers=1)]
