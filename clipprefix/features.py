@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
+from safetensors import SafetensorError
 
 from . import datasets as ds
 from . import paths, video
@@ -141,7 +141,7 @@ class FeatureCache:
         if h is None:
             try:
                 h = safe_open(str(self.root / file), framework="pt")
-            except (OSError, RuntimeError) as e:   # safetensors reports a bad header as an error string
+            except (OSError, SafetensorError) as e:
                 raise ClipPrefixError(f"Feature cache shard {self.root / file} cannot be read ({e}).") from e
             self._handles[file] = h
             if len(self._handles) > 32:   # keep few files open on WebVid-sized caches
@@ -222,7 +222,7 @@ def _shard_records(path: Path, rel: str) -> list[dict]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except (OSError, RuntimeError) as e:
+    except (OSError, SafetensorError) as e:
         raise ClipPrefixError(f"Feature cache shard {path} cannot be read ({e}).") from e
     recs = json.loads(meta.get("items", "[]"))
     for r in recs:

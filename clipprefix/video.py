@@ -168,7 +168,7 @@ class _Reader:
                 what = "audio only" if kinds == ["audio"] else ("no streams" if not kinds else "only " + "/".join(kinds))
                 raise ClipPrefixError(f"Video {p} has no video stream ({what}).")
             self.stream = s = c.streams.video[0]
-            s.thread_type = _THREADS   # frame + slice threads: decoding is the bottleneck
+            s.thread_type = _THREADS
             self.tb = s.time_base or Fraction(1, 90000)
             self.codec = s.codec_context.name
             self._head: list = []    # frames decoded while probing, handed out first
@@ -298,11 +298,12 @@ class _Reader:
             self._it = self._decode()
             self._head = []
             f = self._next()
-            if f is None or f.pts is None or f.pts <= pts or target <= self.start_pts:
+            # a frame after the target, or one decoded without its references (open GOP): step back
+            if f is None or f.pts is None or (f.pts <= pts and not f.is_corrupt) or target <= self.start_pts:
                 if f is not None:
                     self._head = [f]
                 return
-            target -= back   # landed after the target (index of decode times, open GOP): step back
+            target -= back
             back *= 2
         raise ClipPrefixError(f"Video {self.path} cannot be seeked to {float(pts * self.tb):.3f} s (broken index).")
 

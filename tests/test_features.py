@@ -202,3 +202,13 @@ def test_cli_extract_coco(tmp_path, synth_root):
                      "--out", str(out), "--model", "tiny", "--quiet"]) == 0
     cache = F.FeatureCache.open(out, split="test")
     assert len(cache) == 4 and np.isfinite(cache.features(cache.ids[0]).float().numpy()).all()
+
+
+def test_damaged_shard_is_named(tmp_path, msrvtt_cache):
+    out = tmp_path / "damaged"
+    shutil.copytree(msrvtt_cache[0], out)
+    cache = F.FeatureCache.open(out)
+    victim = cache._rec[cache.ids[0]]["shard"]
+    (out / victim).write_bytes(b"not a safetensors file" * 10)
+    with pytest.raises(ClipPrefixError, match=f"shard .*{victim} cannot be read"):
+        cache.features(cache.ids[0])

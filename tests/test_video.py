@@ -48,6 +48,14 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def open_gop(tmp_path_factory):
+    """Open GOPs: B-frames before a keyframe (in display order) reference the previous GOP."""
+    p = tmp_path_factory.mktemp("v") / "open_gop.mp4"
+    S.write_mp4(p, _counter_frames(120), 15, options={"x264-params": "open-gop=1:keyint=15"})
+    return p
+
+
+@pytest.fixture(scope="module")
 def vfr(tmp_path_factory):
     """Variable frame rate: gaps of 20-250 ms."""
     rng = np.random.default_rng(0)
@@ -84,9 +92,9 @@ def test_every_and_fps(clip):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_targets_match_brute_force(clip, vfr, seed):
+def test_random_targets_match_brute_force(clip, vfr, open_gop, seed):
     rng = np.random.default_rng(seed)
-    for path in (clip, vfr[0]):
+    for path in (clip, vfr[0], open_gop):
         ref = _reference(path)
         times = list(rng.uniform(-0.3, ref[-1][0] + 0.5, size=int(rng.integers(1, 40))))
         frames = list(V.frames_at(path, times))
