@@ -18,6 +18,7 @@ Exit status 1 if the two sides choose frames more than one frame apart.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     with torch.inference_mode():
         model.encode_image(torch.zeros(1, 3, 224, 224))   # warm-up: first calls allocate
         enc_bf16.encode_pixels(torch.zeros(1, 3, 224, 224))
+    load_before = os.getloadavg()[0]
     walls = {"seeds": [], "clipprefix": [], "clipprefix-bf16": []}
     decode = {k: [] for k in walls}
     for _ in range(args.repeats):   # interleaved: slow phases of a shared CPU hit every side
@@ -137,7 +139,8 @@ def main(argv=None) -> int:
     n_video_frames = info.frame_count
     print(f"\n{info.width}x{info.height} {info.fps:.0f} fps, {info.duration:.0f} s ({n_video_frames} frames), "
           f"{args.frames} uniform frames, CLIP ViT-B/32 (random weights), {torch.get_num_threads()} CPU threads, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} "
+          "(other processes on the CPU slow one-image CLIP calls most)")
     base = statistics.median(walls["seeds"])
     for name, w in walls.items():
         m, d = statistics.median(w), statistics.median(decode[name])
