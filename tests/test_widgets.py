@@ -1,0 +1,77 @@
+"""The caption explorer: its callbacks are driven directly, no browser."""
+import html
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from clipprefix import synthetic  # noqa: E402
+from clipprefix.apps import load_captioner  # noqa: E402
+from clipprefix.widgets import CaptionExplorer, caption_explorer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explorer")
+    synthetic.make_user_folder(root / "user", n_images=3, n_videos=1)
+    return root / "user"
+
+
+@pytest.fixture(scope="module")
+def explorer(folder):
+    return caption_explorer("tiny", items=folder, segments=4)
+
+
+def test_explorer_is_a_widget_that_shows_the_first_item_at_once(explorer):
+    import ipywidgets
+
+    assert isinstance(explorer, ipywidgets.VBox) and isinstance(explorer, CaptionExplorer)
+    assert list(explorer.catalog) == ["img_000", "img_001", "img_002", "clips/clip_000"]
+    first = load_captioner("tiny").caption_images([explorer.catalog["img_000"][0]])[0]
+    assert html.escape(first.text) in explorer.result.value
+    assert "references" in explorer.result.value          # the dataset's own captions are shown too
+
+
+def test_decoding_controls_change_the_captions(explorer):
+    explorer.max_new_tokens.value = 6
+    explorer.item.value = "img_001"
+    explorer.strategy.value = "beam"
+    explorer.num_beams.value = 4
+    explorer.num_return.value = 3
+    assert explorer.settings() == {"strategy": "beam", "max_new_tokens": explorer.max_new_tokens.value,
+                                   "num_return_sequences": 3, "num_beams": 4}
+    assert explorer.result.value.count("<li>") - explorer.result.value.count("<ul><li>") >= 3
+    explorer.num_return.value = 5                          # more alternatives than beams: capped, not an error
+    assert explorer.settings()["num_return_sequences"] == 4 and explorer.status.value == ""
+    explorer.strategy.value = "sample"
+    explorer.seed.value = 3
+    a = explorer.refresh()
+    assert explorer.refresh() == a                          # seeded sampling is reproducible
+    explorer.strategy.value = "greedy"
+    explorer.max_new_tokens.value = 1
+    cap = load_captioner("tiny").caption_images([explorer.path], max_new_tokens=1)[0]
+    assert f"{html.escape(cap.text)} <small>" in explorer.result.value
+
+
+def test_videos_show_one_frame_per_segment(explorer):
+    explorer.item.value = "clips/clip_000"
+    assert explorer.result.value.count("<figure") == 4
+    explorer.segments.value = 2
+    assert explorer.result.value.count("<figure") == 2
+
+
+def test_uploads_are_captioned_and_bad_uploads_reported(explorer, folder):
+    data = (folder / "img_002.jpg").read_bytes()
+    explorer.on_upload({"new": ({"name": "mine.jpg", "content": memoryview(data)},)})
+    assert explorer.path.name == "mine.jpg" and "mine.jpg" in explorer.result.value
+    explorer.on_upload({"new": ({"name": "broken.png", "content": memoryview(b"nope")},)})
+    assert "not a readable image" in explorer.status.value and explorer.result.value == ""
+
+
+def test_any_path_and_a_ready_captioner(folder):
+    ex = caption_explorer(load_captioner("tiny"), items=[folder / "img_000.jpg"])
+    assert list(ex.catalog) == ["img_000.jpg"]
+    img = np.asarray(synthetic.draw_still(synthetic.STILLS[3], np.random.default_rng(1)))
+    synthetic.write_image(folder.parent / "other.png", img)
+    assert "other.png" in ex.select(folder.parent / "other.png")
