@@ -102,8 +102,8 @@ class Captioner:
         config["generation"] = self.generation.to_dict()
         if config["lm"].get("trainable") or not config["lm"].get("name"):
             config["lm"]["included"] = True
-        config["lm"].pop("source", None)
         clip_dir = self.clip_dir() if config["clip"].get("included") else None
+        config["clip"].pop("source", None)          # a path on this machine; the folder gets its own copy
         lm = self.model.lm
         if self.dtype != torch.float32:   # checkpoints are stored in fp32 whatever the runtime dtype
             lm = copy.deepcopy(lm).float()
@@ -161,7 +161,7 @@ class Captioner:
             c = self.config["clip"]
             if c.get("included"):
                 self._encoder = ClipEncoder.load(f"local-dir:{self.clip_dir()}", None, device=self.device,
-                                                 output=c.get("output", "embed"))
+                                                 output=c.get("output", "embed"), name=c.get("spec_name"))
             else:
                 self._encoder = ClipEncoder.load(c["model"], c.get("pretrained"), device=self.device,
                                                  output=c.get("output", "embed"))

@@ -37,6 +37,21 @@ def to_pil(image: Any) -> Image.Image:
     raise ClipPrefixError(f"Cannot encode an object of type {type(image).__name__} as an image.")
 
 
+def _local_name(folder: str) -> str:
+    """A name for a local open_clip folder that changes when its weights do (caches check it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(os.listdir(folder)):
+        p = os.path.join(folder, f)
+        if os.path.isfile(p):
+            h.update(f.encode())
+            with open(p, "rb") as fh:
+                h.update(fh.read(1 << 20))   # the first MiB and the size identify a weights file well enough
+            h.update(str(os.path.getsize(p)).encode())
+    return f"local:{os.path.basename(folder.rstrip('/'))}:{h.hexdigest()[:12]}"
+
+
 @dataclass
 class PreprocessSpec:
     size: int
@@ -69,11 +84,13 @@ class ClipEncoder:
     @classmethod
     def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
              dtype: torch.dtype | None = None, normalize: bool = False, cache_dir: str | None = None,
-             weights: str | os.PathLike | None = None, output: str = "embed") -> "ClipEncoder":
+             weights: str | os.PathLike | None = None, output: str = "embed",
+             name: str | None = None) -> "ClipEncoder":
         """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
 
         `model="tiny"` gives the tiny local tower; `model="local-dir:/path"` an open_clip folder;
-        `pretrained` may also be a path to a weights file (or pass `weights=`). `output="pooled"` drops
+        `pretrained` may also be a path to a weights file (or pass `weights=`). `name` overrides the
+        model name recorded in `spec` (a checkpoint's copy of the tiny tower keeps the tiny name). `output="pooled"` drops
         the final projection: the pooled, LayerNorm-ed class token (Hugging Face's `pooler_output`),
         which clip-gpt-captioning checkpoints were trained on.
         """
@@ -81,9 +98,11 @@ class ClipEncoder:
             raise ClipPrefixError(f"CLIP output must be 'embed' or 'pooled', got '{output}'.")
         import open_clip
 
+        if model.startswith(("local-dir:", "hf-hub:")):
+            pretrained = None
         if model == "tiny":
-            from .tiny import tiny_clip_dir
-            model, pretrained = f"local-dir:{tiny_clip_dir()}", None
+            from .tiny import TINY_VERSION, tiny_clip_dir
+            model, pretrained, name = f"local-dir:{tiny_clip_dir()}", None, f"tiny-clip-{TINY_VERSION}"
         if weights is not None:
             pretrained = str(weights)
         if pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(model) \
@@ -103,7 +122,7 @@ class ClipEncoder:
         size = pp.get("size", 224)
         size = size[0] if isinstance(size, (tuple, list)) else size
         spec = {
-            "model": model if not model.startswith("local-dir:") else "local:" + os.path.basename(model.rstrip("/")),
+            "model": name or (_local_name(model[len("local-dir:"):]) if model.startswith("local-dir:") else model),
             "pretrained": os.path.basename(pretrained) if pretrained and os.path.isfile(pretrained) else pretrained,
             "output": output,
             "embed_dim": int(net.visual.output_dim),

@@ -68,8 +68,9 @@ def new_config(name: str, **mapper_overrides) -> dict:
     cfg = copy.deepcopy(CONFIGS[name])
     cfg["mapper"].update({k: v for k, v in mapper_overrides.items() if v is not None})
     if cfg["clip"]["model"] == "tiny":
-        from .tiny import tiny_clip_dir
+        from .tiny import TINY_VERSION, tiny_clip_dir
         cfg["clip"]["source"] = str(tiny_clip_dir())
+        cfg["clip"]["spec_name"] = f"tiny-clip-{TINY_VERSION}"   # the name ClipEncoder.load("tiny") records
     return cfg
 
 
