@@ -10,6 +10,18 @@ from clipprefix import cli, synthetic
 from clipprefix.apps import collect_inputs, compare_decoding, load_captioner
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
+    every op at an OpenMP barrier (see demo._torch_threads)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     root = tmp_path_factory.mktemp("apps")
@@ -64,7 +76,7 @@ def test_folders_globs_and_a_bad_file_among_good_ones_in_small_batches(media, tm
     rc1, out1, _ = run(capsys, f"{work}/im[0134].jpg", "--batch-size", "1")
     assert rc == 1 and rc1 == 0                        # 1: some inputs failed, the others were captioned
     assert err.count("error:") == 1 and "im2.jpg" in err and "Traceback" not in err
-    assert [l.split("\t")[0] for l in out.splitlines()] == [str(work / f"im{i}.jpg") for i in (0, 1, 3, 4)]
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(work / f"im{i}.jpg") for i in (0, 1, 3, 4)]
     assert out == out1                                  # batching and the bad file change nothing else
 
 
@@ -92,7 +104,7 @@ def test_videos_write_srt_vtt_json_into_a_folder_next_to_each(media, tmp_path, c
 def test_videos_with_one_out_folder_and_extras(media, tmp_path, capsys):
     rc, out, err = run(capsys, media / "vids" / "a.mp4", media / "vids" / "b.mp4", "--out", tmp_path / "o",
                        "--scenes", "--keyframes", "--preview", "--formats", "srt", "--json")
-    recs = [json.loads(l) for l in out.splitlines()]
+    recs = [json.loads(line) for line in out.splitlines()]
     assert rc == 0 and [r["segments"] for r in recs] == [2, 3]
     assert listing(tmp_path / "o")[:3] == ["a.srt", "a_keyframes", "a_keyframes/0001_00-00-00.000.jpg"]
     assert (tmp_path / "o" / "b_preview.mp4").is_file() and not (tmp_path / "o" / "a.vtt").exists()

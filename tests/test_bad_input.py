@@ -9,6 +9,18 @@ from clipprefix import cli, synthetic
 from clipprefix.checkpoint import resolve
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
+    every op at an OpenMP barrier (see demo._torch_threads)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")

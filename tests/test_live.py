@@ -12,6 +12,18 @@ from clipprefix.live import CaptionWorker, open_source, run_session, session_cue
 from clipprefix.subtitles import parse_srt
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
+    every op at an OpenMP barrier (see demo._torch_threads)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return synthetic.make_video(tmp_path_factory.mktemp("live") / "cam.mp4", n_scenes=3, scene_seconds=1.0, fps=15)
@@ -26,7 +38,7 @@ def test_headless_file_session_prints_captions_and_saves_srt(clip, tmp_path, cap
     out, err = capsys.readouterr()
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines and all(re.match(r"^\[\d\d:\d\d:\d\d\.\d{3}\] .* \(lag \d+\.\d\d s\)$", l) for l in lines)
+    assert lines and all(re.match(r"^\[\d\d:\d\d:\d\d\.\d{3}\] .* \(lag \d+\.\d\d s\)$", line) for line in lines)
     assert wall >= clip.duration / 2 * 0.9                    # played at (twice) its own speed, not as fast as possible
     m = re.search(r"(\d+) frames at [\d.]+ fps, (\d+) captions \(([\d.]+)/s\), lag mean ([\d.]+) s", err)
     assert m and int(m.group(1)) == 45 and int(m.group(2)) >= 2 and "end of stream" in err

@@ -10,6 +10,18 @@ from clipprefix.subtitles import parse_srt
 from clipprefix.video_captions import caption_video, segment_spans
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
+    every op at an OpenMP barrier (see demo._torch_threads)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """4 scenes of 1.5 s at 12 fps, 160x120: cuts at 1.5, 3.0 and 4.5 s."""

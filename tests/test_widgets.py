@@ -11,6 +11,18 @@ from clipprefix.apps import load_captioner  # noqa: E402
 from clipprefix.widgets import CaptionExplorer, caption_explorer  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
+    every op at an OpenMP barrier (see demo._torch_threads)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("explorer")
