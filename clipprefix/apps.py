@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import html
 import json
 import os
 import sys
@@ -155,19 +156,14 @@ class DecodingComparison:
     captions: dict[str, list]          # setting name -> one Caption per image
 
     def _repr_html_(self) -> str:
-        from .video_captions import _esc, _png_b64
-        from .encoders import to_pil
-        from .captioner import _open_image
+        from .display import thumbnail_data_uri
 
-        head = "<tr><th></th>" + "".join(f"<th>{_esc(n)}</th>" for n in self.settings) + "</tr>"
+        head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in self.settings) + "</tr>"
         rows = []
         for i, im in enumerate(self.images):
-            import numpy as np
-            pil = to_pil(_open_image(im))
-            pil.thumbnail((96, 96))
-            cells = "".join(f"<td>{_esc(self.captions[n][i].text)}<br><small>{self.captions[n][i].score:.2f}</small></td>"
-                            for n in self.settings)
-            rows.append(f'<tr><td><img src="data:image/png;base64,{_png_b64(np.asarray(pil))}"></td>{cells}</tr>')
+            cells = "".join(f"<td>{html.escape(self.captions[n][i].text)}<br><small>{self.captions[n][i].score:.2f}"
+                            "</small></td>" for n in self.settings)
+            rows.append(f'<tr><td><img src="{thumbnail_data_uri(im, 96)}"></td>{cells}</tr>')
         return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -175,7 +171,8 @@ def compare_decoding(captioner, images: Sequence[Any], settings: dict[str, dict]
     """Caption `images` once per decoding setting, e.g. {"greedy": {}, "beam 5": {"strategy": "beam"}}."""
     settings = settings or {"greedy": {"strategy": "greedy"},
                             "beam (5)": {"strategy": "beam", "num_beams": 5},
-                            "sample (T=0.7, p=0.9)": {"strategy": "sample", "temperature": 0.7, "top_p": 0.9, "seed": 0}}
+                            "sample (T=0.7, p=0.9)": {"strategy": "sample", "temperature": 0.7, "top_p": 0.9,
+                                                      "seed": 0}}
     images = list(images)
     feats = captioner.encode_images(images)[:, None]      # encode once, decode many ways
     caps = {name: captioner.caption_features(feats, **kw) for name, kw in settings.items()}
@@ -208,7 +205,8 @@ def add_caption_parser(subparsers) -> None:
     p = subparsers.add_parser("caption", help="caption images (printed) and videos (SRT/VTT/JSON files)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, videos, folders or glob patterns")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=32, help="images (or video segments) per batch")
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of path<TAB>caption")

@@ -7,7 +7,8 @@
 2. extract the tiny CLIP features of the images (`features.extract`);
 3. train the tiny captioner on them (`train.train`, about a minute on a laptop CPU);
 4. caption the video, one segment per second, into SRT / WebVTT / JSON, with captioned key frames;
-5. write a gallery, check each scene's caption against what was drawn, and say where everything is.
+5. score the captioner on the val split (BLEU, CIDEr, CLIPScore; needs Java) with a gallery of its best and
+   worst captions, check each scene's caption against what was drawn, and say where everything is.
 
 Nothing is downloaded: the tiny preset (CLIP tower, GPT-2, tokenizer) is built from local code.
 The real use afterwards: `clipprefix caption my_video.mp4` with the published ClipCap weights.
@@ -75,13 +76,29 @@ def train_captioner(out: Path, caches: dict[str, Path], *, epochs: int = 10, see
     return res.best_checkpoint
 
 
-def write_gallery(result, out: Path) -> Path:
-    """An HTML page of the video's cues with their frames (`gallery.py` when present, else the cue table)."""
+def write_video_page(result, out: Path) -> Path:
+    """An HTML page of the video's cues, each with its frame and score."""
     from .paths import atomic_write_text
 
-    page = ("<!doctype html><meta charset='utf-8'><title>clipprefix demo</title>"
+    page = ("<!doctype html><meta charset='utf-8'><title>clipprefix demo: the video</title>"
             "<h1>clipprefix demo: captions of the synthetic video</h1>" + result._repr_html_())
-    return atomic_write_text(out / "gallery.html", page)
+    return atomic_write_text(out / "video.html", page)
+
+
+def evaluate_and_gallery(ckpt: Path, caches: dict[str, Path], out: Path, log=print):
+    """Score the trained captioner on the val split and write the best/worst gallery (`gallery.py`);
+    None, with the reason logged, when the metrics cannot run here (they need Java)."""
+    from .evaluate import evaluate
+    from .gallery import make_gallery
+
+    try:
+        res = evaluate(ckpt, caches["val"], out / "eval", verbose=False)
+    except (ClipPrefixError, ImportError) as e:   # no Java, or the eval extra (pycocoevalcap) not installed
+        log(f"[demo] no evaluation gallery: {e}")
+        return None, None
+    gal = make_gallery(res, out / "eval", by=("CIDEr", "CLIPScore"), n=6, figures=False,
+                       title="clipprefix demo: best and worst captions of the synthetic val split")
+    return res, gal.html
 
 
 def check_scenes(result, video) -> list[dict]:
@@ -147,18 +164,26 @@ def _run(out: Path, epochs: int, n_train: int, seed: int, progress: bool, log) -
     cap = Captioner.from_pretrained(ckpt)
     result = caption_video(cap, video.path, "every:1", progress=progress)
     files = result.write(out / "captions", keyframes=True)
+    files["video page"] = write_video_page(result, out)
     step("caption", f"{len(result.segments)} segments -> {len(result.cues)} cues")
-    files["gallery"] = write_gallery(result, out)
+    log("[demo] 5/5 evaluation on the val split and a gallery of its best and worst captions")
+    ev, gallery = evaluate_and_gallery(ckpt, caches, out, log)
+    if gallery is not None:
+        files["gallery"] = gallery
+        scores = ", ".join(f"{k} {v * 100:.1f}" for k, v in ev.metrics.items() if k in ("BLEU-4", "CIDEr", "CLIPScore"))
+        step("eval", f"val split: {scores}; gallery {gallery}")
+    else:
+        step("eval", "evaluation skipped")
     scenes = check_scenes(result, video)
-    step("gallery", "gallery and scene check")
     res = DemoResult(out, ckpt, video.path, files, scenes, times)
-    log("[demo] 5/5 what the captioner says about each scene:")
+    log("[demo] what the captioner says about each scene of the video:")
     for s in scenes:
         log(f"  {s['start']:4.1f}-{s['end']:4.1f} s  {'ok ' if s['correct'] else 'bad'}  {s['caption']!r}"
             f"   (drawn: {s['truth']!r})")
     log(f"[demo] {res.correct}/{len(scenes)} scenes captioned correctly, in {sum(times.values()):.0f} s. Results:")
-    for k in ("srt", "vtt", "json", "keyframes", "gallery"):
-        log(f"  {k:10s} {files[k]}")
+    for k in ("srt", "vtt", "json", "keyframes", "video page", "gallery"):
+        if k in files:
+            log(f"  {k:10s} {files[k]}")
     log(f"  {'model':10s} {ckpt}")
     log("[demo] next: clipprefix caption my_video.mp4   (the published ClipCap COCO weights, downloaded once)")
     return res

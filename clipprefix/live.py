@@ -282,7 +282,7 @@ def _window(title: str):
     from .render import burn_in
 
     def show(frame: np.ndarray, caption: str, fps: float) -> bool:
-        img = burn_in(frame, caption or "…", f"{fps:.1f} fps")
+        img = burn_in(frame, caption or "…", f"{fps:.0f} fps")   # whole numbers: the box is rendered once per text
         cv2.imshow(title, img[..., ::-1])
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27):
@@ -302,11 +302,13 @@ def add_live_parser(subparsers) -> None:
     p = subparsers.add_parser("live", help="real-time captions from a webcam, file or stream",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--headless", action="store_true", help="print timestamped captions instead of opening a window")
-    p.add_argument("--srt", metavar="PATH", help="where to save the session's SRT (default: <stem>_captions/<stem>.live.srt "
-                                                "next to a file source, else clipprefix-live/<time>.srt)")
+    p.add_argument("--srt", metavar="PATH",
+                   help="where to save the session's SRT (default: <stem>_captions/<stem>.live.srt next to a file "
+                        "source, else clipprefix-live/<time>.srt)")
     p.add_argument("--speed", type=float, default=1.0, help="play files this many times faster than real time")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     p.add_argument("--clip-seconds", type=float, default=2.0, help="time span a video checkpoint reads (default 2)")
@@ -354,6 +356,8 @@ def run_live(args) -> int:
     if show is not None:
         import cv2
         cv2.destroyAllWindows()
+    if result.reason == "end of stream" and args.source.strip().isdigit():
+        result.reason = "the camera stopped delivering frames"
     result.cues = session_cues(result)
     if result.cues:
         result.srt = write_subtitles(result.cues, srt.parent, srt.name[:-4], formats=("srt",))["srt"]

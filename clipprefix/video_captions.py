@@ -12,8 +12,7 @@ thread while CLIP and GPT-2 run on batches of segments: the model is loaded once
 """
 from __future__ import annotations
 
-import base64
-import io
+import html
 import queue
 import threading
 import time
@@ -60,29 +59,20 @@ class VideoCaptions:
         return written
 
     def _repr_html_(self) -> str:
+        from .display import thumbnail_data_uri
+
         rows = []
         for c in self.cues:
             i = next((k for k, s in enumerate(self.segments) if s.start >= c.start), None)
-            img = _png_b64(self.thumbnails[i]) if i is not None and i < len(self.thumbnails) else ""
-            thumb = f'<img src="data:image/png;base64,{img}" style="height:64px">' if img else ""
+            thumb = (f'<img src="{thumbnail_data_uri(self.thumbnails[i], 96)}" style="height:64px">'
+                     if i is not None and i < len(self.thumbnails) else "")
             score = f"{c.score:.2f}" if c.score is not None else ""
             rows.append(f"<tr><td>{thumb}</td><td>{subtitles.srt_time(c.start)} &rarr; {subtitles.srt_time(c.end)}</td>"
-                        f"<td>{_esc(c.text)}</td><td>{score}</td></tr>")
-        head = (f"<p><b>{_esc(self.path.name)}</b>: {len(self.segments)} segments ({self.sampling}) &rarr; "
+                        f"<td>{html.escape(c.text)}</td><td>{score}</td></tr>")
+        head = (f"<p><b>{html.escape(self.path.name)}</b>: {len(self.segments)} segments ({self.sampling}) &rarr; "
                 f"{len(self.cues)} cues in {self.seconds:.1f} s</p>")
-        return head + "<table><tr><th></th><th>time</th><th>caption</th><th>score</th></tr>" + "".join(rows) + "</table>"
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _png_b64(arr: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+        table = "<tr><th></th><th>time</th><th>caption</th><th>score</th></tr>" + "".join(rows)
+        return f"{head}<table>{table}</table>"
 
 
 # ------------------------------------------------------------------ segments
@@ -137,10 +127,13 @@ def _prefetch(it: Iterable, depth: int = 2) -> Iterator:
                 if stop.is_set():
                     return
                 q.put((x, None))
+            q.put((done, None))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
             q.put((None, e))
-            return
-        q.put((done, None))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()          # a generator closes its video file here
 
     t = threading.Thread(target=work, daemon=True, name="clipprefix-decode")
     t.start()
@@ -257,7 +250,9 @@ def cue_at(cues: Sequence[Cue], t: float) -> Cue | None:
     import bisect
 
     i = bisect.bisect_right([c.start for c in cues], t) - 1
-    return cues[i] if 0 <= i < len(cues) and t < cues[i].end + 1e-9 else (cues[-1] if cues and t >= cues[-1].end else None)
+    if 0 <= i < len(cues) and t < cues[i].end + 1e-9:
+        return cues[i]
+    return cues[-1] if cues and t >= cues[-1].end else None      # past the end: the last cue stays
 
 
 def write_preview(result: VideoCaptions, path: Path, *, short_side: int = 480, progress: bool | None = None) -> Path:

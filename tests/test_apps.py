@@ -116,7 +116,8 @@ def test_a_bad_video_is_reported_and_skipped(media, tmp_path, capsys):
     (work / "broken.mp4").write_bytes((work / "a.mp4").read_bytes()[:2000])
     rc, out, err = run(capsys, work, "--out", tmp_path / "o")
     assert rc == 1 and "broken.mp4" in err and err.count("\n") == 1 and "Traceback" not in err
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.json", "a.srt", "a.vtt", "b.json", "b.srt", "b.vtt"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.json", "a.srt", "a.vtt",
+                                                                  "b.json", "b.srt", "b.vtt"]
 
 
 def test_collect_inputs_skips_our_own_outputs_and_dedups(media):

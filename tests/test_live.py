@@ -84,7 +84,7 @@ def test_captions_follow_the_newest_frame_and_never_block_display(clip):
     assert 3 <= len(r.captions) <= 9                              # ~2 s / 0.3 s: frames in between are skipped
     times = [c.time for c in r.captions]
     assert times == sorted(times) and all(c.lag >= 0.29 for c in r.captions)
-    assert times[1] - times[0] >= 0.25                            # the next caption took the newest frame, not the next one
+    assert times[1] - times[0] >= 0.25                            # the next caption read the newest frame
 
 
 def test_ctrl_c_ends_the_session_and_keeps_the_captions():

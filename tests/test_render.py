@@ -42,8 +42,8 @@ def test_wrapped_lines_fit_the_width():
     assert len(cjk) > 1 and "".join(cjk) == "一只红色的圆形从左边移动到右边" * 3
 
 
-@pytest.mark.parametrize("text", ["Кошка сидит на диване", "قطة تجلس على الأريكة", "Ελληνικά και 日本語のテキスト",
-                                  "emoji 🐈 and \u0301 combining"])
+@pytest.mark.parametrize("text", ["Кошка сидит на диване", "قطة تجلس على الأريكة",
+                                  "Ελληνικά και 日本語のテキスト", "emoji 🐈 and \u0301 combining"])
 def test_any_script_renders_without_error(grey, text):
     out = render.caption_under(grey, text)
     assert (np.asarray(out)[290:].min(axis=2) < 100).sum() > 20
