@@ -329,7 +329,7 @@ def _caption_one_video(captioner, path: Path, args, overrides, policy, strict, f
     from .video_captions import caption_video
 
     result = caption_video(captioner, path, policy, strict=strict, batch_size=args.batch_size, progress=progress,
-                           merge=None if args.no_merge else args.merge_similarity, **overrides)
+                           merge=None if args.no_merge else args.merge_similarity, thumbnails=False, **overrides)
     out = Path(args.out) if args.out else path.parent / f"{path.stem}_captions"
     stem = _unique(path.stem, used) if args.out else path.stem
     try:

@@ -325,7 +325,7 @@ def _default_srt(source: str) -> Path:
 
 def run_live(args) -> int:
     from .apps import check_writable, decoding_overrides, load_captioner
-    from .subtitles import srt_time, write_subtitles
+    from .subtitles import clean, srt_time, write_subtitles
 
     for name in ("speed", "clip_seconds"):
         if not getattr(args, name) > 0:
@@ -348,7 +348,7 @@ def run_live(args) -> int:
 
     def printer(c: LiveCaption) -> None:   # a line when the caption changes; the SRT keeps every refresh
         if c.text != last[0]:
-            print(f"[{srt_time(c.time).replace(',', '.')}] {c.text}  (lag {c.lag:.2f} s)", flush=True)
+            print(f"[{srt_time(c.time).replace(',', '.')}] {clean(c.text)}  (lag {c.lag:.2f} s)", flush=True)
             last[0] = c.text
 
     result = run_session(captioner, frames, generation=gen, on_caption=printer if show is None else None,

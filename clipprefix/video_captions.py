@@ -154,7 +154,7 @@ def _prefetch(it: Iterable, depth: int = 2) -> Iterator:
                 pass
 
 
-def _chunks(path, times, n_per_seg: int, segs_per_chunk: int, encoder) -> Iterator[tuple]:
+def _chunks(path, times, n_per_seg: int, segs_per_chunk: int, encoder, thumbs: bool) -> Iterator[tuple]:
     """Decode + preprocess on the decode thread: yields (pixels (k*n, 3, S, S), times, middle frames)."""
     size = encoder.pre.size
     frames = video.frames_at(path, times, short_side=size)
@@ -163,20 +163,20 @@ def _chunks(path, times, n_per_seg: int, segs_per_chunk: int, encoder) -> Iterat
     for f in frames:
         buf.append(f)
         if len(buf) == step:
-            yield _pack(buf, n_per_seg, encoder)
+            yield _pack(buf, n_per_seg, encoder, thumbs)
             buf = []
     if buf:
-        yield _pack(buf, n_per_seg, encoder)
+        yield _pack(buf, n_per_seg, encoder, thumbs)
 
 
-def _pack(frames: list, n: int, encoder):
+def _pack(frames: list, n: int, encoder, thumbs: bool):
     from PIL import Image
 
     pixels = encoder.preprocess([f.image for f in frames])
     mids = []
-    for k in range(0, len(frames), n):
+    for k in range(0, len(frames), n) if thumbs else ():
         im = Image.fromarray(frames[k + n // 2].image)
-        im.thumbnail((160, 96))
+        im.thumbnail((128, 72))
         mids.append(np.asarray(im))
     return pixels, [f.time for f in frames], mids
 
@@ -184,9 +184,11 @@ def _pack(frames: list, n: int, encoder):
 # ------------------------------------------------------------------ captioning
 def caption_video(captioner, path: str | Path, segments: str | video.Sampling = DEFAULT_SEGMENTS, *,
                   strict: bool = True, merge: float | None = 0.85, batch_size: int = 32,
-                  progress: bool | None = None, generation=None, **overrides) -> VideoCaptions:
+                  progress: bool | None = None, thumbnails: bool = True, generation=None,
+                  **overrides) -> VideoCaptions:
     """Caption each segment of `path`; `merge` (similarity threshold, None: off) joins consecutive
-    near-identical captions. Decoding `overrides` (strategy, num_beams, ...) as in `Captioner`."""
+    near-identical captions; `thumbnails` keeps a small picture per segment (for notebooks).
+    Decoding `overrides` (strategy, num_beams, ...) as in `Captioner`."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -204,13 +206,13 @@ def caption_video(captioner, path: str | Path, segments: str | video.Sampling = 
     bar = tqdm(total=len(spans), desc=path.name, unit="seg", disable=(not progress) if progress is not None else None,
                leave=False)
     try:
-        for pixels, ts, mids in _prefetch(_chunks(path, times, n, batch_size, encoder)):
+        for pixels, ts, mids in _prefetch(_chunks(path, times, n, batch_size, encoder, thumbnails)):
             feats = encoder.encode_pixels(pixels)
             feats = feats.view(-1, n, feats.shape[-1])
             caps += captioner.caption_features(feats, gen, batch_size=batch_size)
             frame_ts += [ts[i:i + n] for i in range(0, len(ts), n)]
             thumbs += mids
-            bar.update(len(mids))
+            bar.update(feats.shape[0])
     finally:
         bar.close()
     if len(caps) != len(spans):

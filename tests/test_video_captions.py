@@ -77,8 +77,9 @@ def test_video_checkpoint_reads_ordered_frames_across_each_segment(clip):
 
 def test_batches_equal_one_by_one(clip, tiny):
     a = caption_video(tiny, clip.path, "uniform:6", merge=None, batch_size=32, progress=False)
-    b = caption_video(tiny, clip.path, "uniform:6", merge=None, batch_size=1, progress=False)
+    b = caption_video(tiny, clip.path, "uniform:6", merge=None, batch_size=1, progress=False, thumbnails=False)
     assert [s.text for s in a.segments] == [s.text for s in b.segments]
+    assert len(a.thumbnails) == 6 and b.thumbnails == [] and "<img" not in b._repr_html_()
     assert [s.frames for s in a.segments] == [s.frames for s in b.segments]
 
 
