@@ -32,6 +32,10 @@ def files(tmp_path_factory):
     (root / "empty.mp4").write_bytes(b"")
     (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (root / "truncated.mp4").write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    rng = np.random.default_rng(1)   # index first (faststart): it opens, then the data runs out at ~3 s
+    frames = [synthetic.draw_still(synthetic.STILLS[i], rng, (160, 120)) for i in range(60)]
+    late = synthetic.write_mp4(root / "late.mp4", frames, 10, faststart=True).read_bytes()
+    (root / "late.mp4").write_bytes(late[: int(len(late) * 0.6)])
     (root / "notes.txt").write_text("hello")
     (root / "picture.mp4").write_bytes(data)                     # an image named like a video
     (root / "movie.jpg").write_bytes(clip.read_bytes())          # a video named like an image
@@ -66,6 +70,7 @@ def outputs(folder):
     ("truncated.jpg", ["truncated.jpg"]),
     ("empty.mp4", ["empty.mp4", "empty"]),
     ("truncated.mp4", ["truncated.mp4"]),
+    ("late.mp4", ["late.mp4", "truncated"]),
     ("notes.txt", ["notes.txt", "neither an image"]),
     ("picture.mp4", ["picture.mp4", "image"]),
     ("movie.jpg", ["movie.jpg"]),
