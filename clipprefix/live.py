@@ -28,7 +28,8 @@ import numpy as np
 from .errors import ClipPrefixError
 from .subtitles import Cue
 
-CAMERA_RETRIES_S = 1.0   # a camera that delivers nothing for this long is gone
+CAMERA_START_S = 5.0     # a camera may take this long to deliver its first frame
+CAMERA_RETRIES_S = 1.0   # after that, a camera that delivers nothing for this long is gone
 
 
 @dataclass
@@ -180,7 +181,8 @@ def _read(cap, kind: str, paced: bool, speed: float) -> Iterator[tuple[np.ndarra
             ok, bgr = cap.read()
             now = time.perf_counter()
             if not ok:
-                if kind == "camera" and now - last_ok < CAMERA_RETRIES_S:
+                patience = CAMERA_RETRIES_S if last_ok > t0 else CAMERA_START_S
+                if kind == "camera" and now - last_ok < patience:
                     time.sleep(0.02)
                     continue
                 return

@@ -121,3 +121,28 @@ def test_files_play_at_their_own_speed(clip):
     wall = time.perf_counter() - t0
     assert len(stamps) == 45 and stamps == sorted(stamps)
     assert wall == pytest.approx(stamps[-1] / 3, abs=0.25)
+
+
+def test_an_unplugged_camera_ends_the_stream_after_a_second():
+    from clipprefix.live import CAMERA_RETRIES_S, _read
+
+    class Camera:
+        """Three frames, then nothing: the cable was pulled."""
+        def __init__(self):
+            self.left, self.released = 3, False
+
+        def read(self):
+            if self.left:
+                self.left -= 1
+                return True, np.zeros((4, 4, 3), np.uint8)
+            return False, None
+
+        def release(self):
+            self.released = True
+
+    cam = Camera()
+    t0 = time.perf_counter()
+    got = list(_read(cam, "camera", False, 1.0))
+    waited = time.perf_counter() - t0
+    assert len(got) == 3 and [t for _, t in got] == sorted(t for _, t in got)
+    assert CAMERA_RETRIES_S <= waited < CAMERA_RETRIES_S + 1 and cam.released
