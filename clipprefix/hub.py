@@ -5,8 +5,12 @@ offline with `HF_HUB_OFFLINE=1`.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import ClipPrefixError
 
@@ -19,21 +23,53 @@ def offline_message(what: str, exc: BaseException | None = None) -> str:
             f"(HF_HOME, default ~/.cache/huggingface), or pass a local path instead.")
 
 
+@contextlib.contextmanager
+def _reachable_or_raise(what: str):
+    """Fail at once when the Hub's host does not even resolve (huggingface_hub would retry for ~20 s,
+    printing a warning per try), and keep its retry chatter out of the user's terminal otherwise."""
+    if not os.environ.get("HF_HUB_OFFLINE"):
+        from huggingface_hub import constants
+
+        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as e:
+            raise ClipPrefixError(offline_message(what, e)) from e
+    log = logging.getLogger("huggingface_hub")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def hub_file(repo_id: str, filename: str, *, revision: str | None = None) -> Path:
     """Local path of `filename` in hub repo `repo_id`, downloading it into the HF cache if needed."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
-    except Exception as e:  # noqa: BLE001 - any hub/network failure becomes the one-sentence error
-        raise ClipPrefixError(offline_message(f"{filename} from the Hugging Face Hub repo {repo_id}", e)) from e
+    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(cached, str) and os.path.isfile(cached):
+        return Path(cached)
+    what = f"{filename} from the Hugging Face Hub repo {repo_id}"
+    with _reachable_or_raise(what):
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=revision))
+        except Exception as e:  # noqa: BLE001 - any hub/network failure becomes the one-sentence error
+            raise ClipPrefixError(offline_message(what, e)) from e
 
 
 def hub_snapshot(repo_id: str, *, revision: str | None = None, allow_patterns=None) -> Path:
     """Local folder with a snapshot of hub repo `repo_id` (a checkpoint folder)."""
     from huggingface_hub import snapshot_download
 
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
-    except Exception as e:  # noqa: BLE001
-        raise ClipPrefixError(offline_message(f"the checkpoint {repo_id} from the Hugging Face Hub", e)) from e
+    what = f"the checkpoint {repo_id} from the Hugging Face Hub"
+    try:   # a complete earlier download works offline
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or partly): download below
+        pass
+    with _reachable_or_raise(what):
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
+        except Exception as e:  # noqa: BLE001
+            raise ClipPrefixError(offline_message(what, e)) from e
