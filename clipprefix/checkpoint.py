@@ -133,11 +133,8 @@ def load_lm(folder: Path, lm_cfg: dict):
     quiet_transformers()
     if lm_cfg.get("included"):
         return AutoModelForCausalLM.from_pretrained(str(folder / "lm"))
-    try:
-        return AutoModelForCausalLM.from_pretrained(lm_cfg["name"])
-    except OSError as e:
-        from .hub import offline_message
-        raise ClipPrefixError(offline_message(f"the language model {lm_cfg['name']}", e)) from e
+    from .hub import from_hub
+    return from_hub(AutoModelForCausalLM.from_pretrained, lm_cfg["name"], f"the language model {lm_cfg['name']}")
 
 
 def load_tokenizer(folder: Path | None, tok_cfg: dict):
@@ -146,8 +143,5 @@ def load_tokenizer(folder: Path | None, tok_cfg: dict):
     quiet_transformers()
     if tok_cfg.get("included"):
         return AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-    try:
-        return AutoTokenizer.from_pretrained(tok_cfg["name"])
-    except OSError as e:
-        from .hub import offline_message
-        raise ClipPrefixError(offline_message(f"the tokenizer {tok_cfg['name']}", e)) from e
+    from .hub import from_hub
+    return from_hub(AutoTokenizer.from_pretrained, tok_cfg["name"], f"the tokenizer {tok_cfg['name']}")

@@ -73,3 +73,16 @@ def hub_snapshot(repo_id: str, *, revision: str | None = None, allow_patterns=No
             return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
         except Exception as e:  # noqa: BLE001
             raise ClipPrefixError(offline_message(what, e)) from e
+
+
+def from_hub(loader, name: str, what: str):
+    """`loader(name)` (a transformers `from_pretrained`), from the local cache when it is there."""
+    try:
+        return loader(name, local_files_only=True)
+    except OSError:
+        pass
+    with _reachable_or_raise(what):
+        try:
+            return loader(name)
+        except OSError as e:
+            raise ClipPrefixError(offline_message(what, e)) from e
