@@ -58,6 +58,35 @@ class EvalResult:
         return f"<table><caption>{cap}</caption><tr>{head}</tr><tr>{row}</tr></table>{notes}"
 
 
+@dataclass
+class MetricsTable:
+    """Scores of several evaluations side by side (x 100); renders in Jupyter, prints as Markdown."""
+    results: dict[str, EvalResult]
+
+    def _rows(self) -> tuple[list[str], list[list[str]]]:
+        names = list(dict.fromkeys(m for r in self.results.values() for m in r.metrics))
+        return names, [[label] + [f"{r.metrics[n] * 100:.2f}" if n in r.metrics else "-" for n in names]
+                       for label, r in self.results.items()]
+
+    def __str__(self) -> str:
+        names, rows = self._rows()
+        return "\n".join(["| run | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        names, rows = self._rows()
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in ["run", *names])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table><small>scores x 100 (pycocoevalcap; CLIPScore w = 2.5)</small>"
+
+
+def metrics_table(results: dict[str, EvalResult]) -> MetricsTable:
+    """A table of several evaluations, e.g. {"greedy": res1, "beam 5": res2}."""
+    return MetricsTable(dict(results))
+
+
 def _item_ids(cache, split: str | None, limit: int | None) -> list[str]:
     from .datasets import split_name
 

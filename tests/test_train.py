@@ -56,7 +56,7 @@ def test_every_caption_is_a_sample_ending_in_eos(coco_cache):
     tok = cap.tokenizer
     cache = F.FeatureCache.open(coco_cache)
     ids = [i for i in cache.ids if cache.split_of(i) == "train"]
-    data = CaptionPairs(cache, ids, tok)
+    data = CaptionPairs.from_cache(cache, ids, tok)
     flat = [c for i in ids for c in cache.captions(i)]
     assert len(data) == len(flat) == 5 * len(ids)
     for k in (0, 1, 4, 5, len(flat) - 1):
