@@ -5,8 +5,8 @@ instead of trying to download, and notebooks run in smoke mode (tiny preset, tin
 """
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"          # forced, not defaulted: an exported HF_HUB_OFFLINE=0 must not let tests out
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("CLIPPREFIX_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")

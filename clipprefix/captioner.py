@@ -170,6 +170,26 @@ class Captioner:
                                       f"expects {self.model.mapper_cfg.clip_dim}-d.")
         return self._encoder
 
+    def check_cache(self, cache) -> None:
+        """Raise `ClipPrefixError` unless a feature cache holds what this captioner's mapper reads: the same
+        CLIP (model and weights), the same output, features no more normalised than the mapper expects."""
+        clip, spec = self.config["clip"], cache.spec
+        dim = self.model.mapper_cfg.clip_dim
+        if cache.embed_dim != dim:
+            raise ClipPrefixError(f"Feature cache {cache.root} holds {cache.embed_dim}-d features but the mapper "
+                                  f"takes {dim}-d; extract features with this model's CLIP.")
+        name = clip.get("spec_name") or (None if clip.get("included") else clip.get("model"))
+        if name is not None and (spec.get("model"), spec.get("pretrained")) != (name, clip.get("pretrained")):
+            raise ClipPrefixError(f"Feature cache {cache.root} was made with CLIP {spec.get('model')}/"
+                                  f"{spec.get('pretrained')}, but this model reads {name}/{clip.get('pretrained')} "
+                                  "features; extract them again with that CLIP.")
+        if spec.get("output", "embed") != clip.get("output", "embed"):
+            raise ClipPrefixError(f"Feature cache {cache.root} holds CLIP '{spec.get('output')}' features but "
+                                  f"this model takes '{clip.get('output', 'embed')}' features.")
+        if spec.get("normalize") and not clip.get("normalize"):
+            raise ClipPrefixError(f"Feature cache {cache.root} holds L2-normalised features but this model maps "
+                                  "raw CLIP features; extract again without --normalize.")
+
     @property
     def is_video(self) -> bool:
         return self.model.mapper_cfg.type == "video"

@@ -36,11 +36,28 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
+def recover_folder(path: str | os.PathLike) -> None:
+    """Put back the previous copy of folder `path` if a kill came between `write_folder`'s two renames
+    (the old folder moved aside, the new one not yet in place)."""
+    path = Path(path)
+    if not path.exists():
+        olds = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            os.rename(olds[-1], path)
+
+
 def write_folder(path: str | os.PathLike, fill) -> Path:
-    """Create folder `path` atomically: `fill(tmp_dir)` writes the files, then the folder is swapped in."""
+    """Create folder `path` atomically: `fill(tmp_dir)` writes the files, then the folder is swapped in.
+
+    Readers see the old folder or the new one, never a half-written one; a kill between the two renames
+    leaves the old one aside, and `recover_folder` (run by every load and save) puts it back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes owner-only folders; give the usual permissions
     old = None
     try:
         fill(tmp)
@@ -84,6 +101,7 @@ def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenize
 def resolve(name_or_path: str | os.PathLike) -> Path:
     """A local checkpoint folder for a folder path, a preset name or a Hugging Face Hub id."""
     p = Path(name_or_path).expanduser()
+    recover_folder(p)
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise ClipPrefixError(f"{p} is not a clipprefix checkpoint: it has no config.json.")

@@ -14,6 +14,7 @@ kept (ClipCap stops at "."); `min_new_tokens` forbids EOS before that many token
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -229,16 +230,27 @@ def _select(past, idx: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------- prefill
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg(lm_class: type) -> str:
+    """The keyword a model takes its KV cache by: `cache` in current transformers, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(lm_class.forward).parameters else "past_key_values"
+
+
+def _cache_of(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def _prefill(lm, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, room: int):
     x = build_lm_input(lm.get_input_embeddings(), prefix, prompt_ids)
     out = lm(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1].float(), _growable(out.past_key_values, room)
+    return out.logits[:, -1].float(), _growable(_cache_of(out), room)
 
 
 def _step(lm, tokens: torch.Tensor, past):
     emb = lm.get_input_embeddings()(tokens[:, None])
-    out = lm(inputs_embeds=emb, past_key_values=past, use_cache=True)
-    return out.logits[:, -1].float(), out.past_key_values
+    out = lm(inputs_embeds=emb, use_cache=True, **{_cache_kwarg(type(lm)): past})
+    return out.logits[:, -1].float(), _cache_of(out)
 
 
 # ---------------------------------------------------------------------- public API

@@ -25,6 +25,19 @@ from pathlib import Path
 from .errors import ClipPrefixError
 
 DEFAULT_OUT = Path("outputs") / "demo"
+MARKER = ".clipprefix-demo"     # marks a folder as the demo's own: a later run may replace what is inside
+
+
+def claim_folder(out: Path) -> None:
+    """Make `out` the demo's folder; refuse a folder with someone else's files in it (the demo replaces its
+    own earlier results, and must never delete a user's)."""
+    if out.exists() and not out.is_dir():
+        raise ClipPrefixError(f"{out} is a file; the demo writes into a folder.")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ClipPrefixError(f"{out} already holds files that `clipprefix demo` did not write; choose a new or empty "
+                              "folder with --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by clipprefix demo; its files here may be replaced by the next demo run\n")
 
 
 @dataclass
@@ -70,7 +83,7 @@ def train_captioner(out: Path, caches: dict[str, Path], *, epochs: int = 10, see
 
     run = out / "run"
     if run.exists():
-        shutil.rmtree(run)   # our own previous demo run: start afresh
+        shutil.rmtree(run)   # our own previous demo run (run() claimed the folder): start afresh
     res = train(TrainConfig(cache=str(caches["train"]), val_cache=str(caches["val"]), out=str(run), init="tiny",
                             epochs=epochs, seed=seed, tensorboard=False, log_every=10**9, verbose=verbose))
     return res.best_checkpoint
@@ -136,6 +149,7 @@ def run(out: str | Path = DEFAULT_OUT, *, epochs: int = 10, n_train: int = 384, 
     """Run the five steps into `out`; returns the files written and the per-scene check."""
     from .tiny import tiny_clip_dir, tiny_tokenizer_dir
 
+    claim_folder(Path(out))      # before anything slow: a refused folder fails at once
     t = time.perf_counter()
     tiny_clip_dir(), tiny_tokenizer_dir()       # built once per machine; its CLIP pretraining gains from threads
     if time.perf_counter() - t > 1:

@@ -5,7 +5,7 @@
     res.metrics                     # {"BLEU-4": .., "METEOR": .., "ROUGE-L": .., "CIDEr": .., "CLIPScore": .., ...}
     res                             # renders as a table in Jupyter
 
-    clipprefix evaluate --model runs/x/best --cache DIR [--split test] --out DIR [--strategy beam --num-beams 5] [--gallery]
+    clipprefix evaluate --checkpoint runs/x/best --cache DIR [--split test] [--out DIR] [--strategy beam --num-beams 5] [--gallery]
 
 Writes to `out`: `metrics.json` (scores plus what they mean: split, number of items, checkpoint,
 decoding settings, the metric tokenizer, CIDEr-D's document-frequency source, the CLIP used for
@@ -126,6 +126,7 @@ def evaluate(model, cache, out: str | os.PathLike | None = None, *, split: str |
     t0 = time.time()
     cap = model if isinstance(model, Captioner) else Captioner.from_pretrained(model, device=device or "cpu")
     cache = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
+    cap.check_cache(cache)
     ids = _item_ids(cache, split, limit)
     gen = (generation or cap.generation).updated(**decoding)
     gen.validate()
@@ -208,10 +209,11 @@ def add_evaluate_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="caption a cached split and score it (BLEU, METEOR, ROUGE-L, CIDEr, CLIPScore)",
                               description="Caption the items of a feature cache and write metrics.json, "
                                           "predictions.jsonl and predictions.csv.")
-    p.add_argument("--model", required=True, help="checkpoint folder, preset or Hub id")
+    p.add_argument("--model", "--checkpoint", dest="model", required=True, help="checkpoint folder, preset or Hub id")
     p.add_argument("--cache", required=True, help="feature cache of the split to score")
     p.add_argument("--split", help="items of this split (for caches made with --split all)")
-    p.add_argument("--out", required=True, help="folder for the results")
+    p.add_argument("--out", help="folder for the results (default: <checkpoint>_eval_<cache> beside a checkpoint "
+                                 "folder, runs/eval/<name>_eval_<cache> for a preset or Hub id)")
     p.add_argument("--strategy", choices=["greedy", "beam", "sample"], help="default: the checkpoint's")
     p.add_argument("--num-beams", type=int)
     p.add_argument("--max-new-tokens", type=int)
@@ -226,8 +228,18 @@ def add_evaluate_parser(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def default_out(model: str | os.PathLike, cache: str | os.PathLike) -> Path:
+    """Where `clipprefix evaluate` writes when no --out is given: beside the checkpoint, named by the cache."""
+    name = f"_eval_{Path(cache).resolve().name}"
+    m = Path(model)
+    if m.is_dir():
+        return m.resolve().with_name(m.resolve().name + name)
+    return Path("runs") / "eval" / (str(model).replace("/", "--") + name)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    args.out = args.out or str(default_out(args.model, args.cache))
     res = evaluate(args.model, args.cache, args.out, split=args.split, batch_size=args.batch_size, limit=args.limit,
                    clipscore=args.clipscore, spice=args.spice, device=device, strategy=args.strategy,
                    metrics=[m.strip() for m in args.metrics.split(",")] if args.metrics else None,

@@ -15,10 +15,15 @@ from urllib.parse import urlparse
 from .errors import ClipPrefixError
 
 
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for no downloads (1/true/yes/on, as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
 def offline_message(what: str, exc: BaseException | None = None) -> str:
     """One sentence: what was needed, and the three ways to provide it."""
     why = f" ({type(exc).__name__})" if exc is not None else ""
-    mode = " HF_HUB_OFFLINE is set, so nothing is downloaded;" if os.environ.get("HF_HUB_OFFLINE") else ""
+    mode = " HF_HUB_OFFLINE is set, so nothing is downloaded;" if hub_offline() else ""
     return (f"Could not get {what}{why}:{mode} connect to the internet once to fill the Hugging Face cache "
             f"(HF_HOME, default ~/.cache/huggingface), or pass a local path instead.")
 
@@ -27,7 +32,7 @@ def offline_message(what: str, exc: BaseException | None = None) -> str:
 def _reachable_or_raise(what: str):
     """Fail at once when the Hub's host does not even resolve (huggingface_hub would retry for ~20 s,
     printing a warning per try), and keep its retry chatter out of the user's terminal otherwise."""
-    if not os.environ.get("HF_HUB_OFFLINE"):
+    if not hub_offline():
         from huggingface_hub import constants
 
         host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"

@@ -54,6 +54,7 @@ class LiveResult:
     reason: str            # why it ended
     srt: Path | None = None
     cues: list[Cue] = field(default_factory=list)
+    error: Exception | None = None   # what stopped the session, when it was a failure (the captions are kept)
 
     @property
     def fps(self) -> float:
@@ -217,6 +218,7 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
     stamps: deque = deque(maxlen=30)         # display times of the last frames, for the FPS overlay
     start = time.perf_counter()
     current = ""
+    error = None
     it = iter(frames)
     try:
         while True:
@@ -248,6 +250,8 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
                 break
     except KeyboardInterrupt:
         reason = "interrupted"
+    except Exception as e:                       # noqa: BLE001 - the caller saves what was captioned, then re-raises
+        reason, error = f"stopped by an error ({type(e).__name__}: {e})", e
     finally:
         close = getattr(it, "close", None)
         if close:
@@ -258,7 +262,7 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
         if on_caption:
             on_caption(c)
     wall = time.perf_counter() - start
-    return LiveResult(captions, shown, wall, t_last + step if shown else 0.0, reason)
+    return LiveResult(captions, shown, wall, t_last + step if shown else 0.0, reason, error=error)
 
 
 def session_cues(result: LiveResult) -> list[Cue]:
@@ -366,4 +370,6 @@ def run_live(args) -> int:
         print(f"clipprefix live: {result.summary()}; saved {result.srt}", file=sys.stderr)
     else:
         print(f"clipprefix live: {result.summary()}; no caption was finished, so no SRT was written.", file=sys.stderr)
+    if result.error is not None:
+        raise result.error
     return 0

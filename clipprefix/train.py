@@ -394,11 +394,11 @@ class Trainer:
         self.model = cap.model
 
         train_cache = FeatureCache.open(cfg.cache)
-        self._check_cache(train_cache)
+        self.cap.check_cache(train_cache)
         val_cache, val_ids = None, []
         if cfg.val_cache:
             val_cache = FeatureCache.open(cfg.val_cache)
-            self._check_cache(val_cache)
+            self.cap.check_cache(val_cache)
             val_ids = list(val_cache.ids)
         elif train_cache.meta.get("split") == "all":
             val_cache, val_ids = train_cache, _split_ids(train_cache, cfg.val_split)
@@ -445,19 +445,6 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.ddp = self.model
         torch.manual_seed(cfg.seed + self.dist.rank)                 # dropout masks differ per rank
-
-    def _check_cache(self, cache) -> None:
-        dim = self.model.mapper_cfg.clip_dim
-        if cache.embed_dim != dim:
-            raise ClipPrefixError(f"Feature cache {cache.root} holds {cache.embed_dim}-d features but the mapper "
-                                  f"takes {dim}-d; extract features with this model's CLIP.")
-        clip = self.cap.config["clip"]
-        if cache.spec.get("normalize") and not clip.get("normalize"):
-            raise ClipPrefixError(f"Feature cache {cache.root} holds L2-normalised features but this model maps "
-                                  "raw CLIP features; extract again without --normalize.")
-        if cache.spec.get("output", "embed") != clip.get("output", "embed"):
-            raise ClipPrefixError(f"Feature cache {cache.root} holds CLIP '{cache.spec.get('output')}' features but "
-                                  f"this model takes '{clip.get('output', 'embed')}' features.")
 
     def _resume_folder(self) -> Path | None:
         if self.dist.main:      # what a kill during a save left: half-written folders, never renamed into place

@@ -105,7 +105,7 @@ class CaptionExplorer(W.VBox):
         if not files:
             return self.result.value
         f = files[0]
-        target = Path(self._tmp.name) / Path(f["name"]).name
+        target = Path(tempfile.mkdtemp(dir=self._tmp.name)) / Path(f["name"]).name   # a new upload never reuses a path
         target.write_bytes(bytes(f["content"]))
         return self.select(target)
 
@@ -123,6 +123,11 @@ class CaptionExplorer(W.VBox):
         return body
 
     # ------------------------------------------------------------------ rendering
+    def _file_key(self) -> tuple:
+        """The current file as a cache key: a file changed on disk is encoded again."""
+        st = self.path.stat() if self.path.exists() else None
+        return (str(self.path), st.st_mtime_ns if st else None, st.st_size if st else None)
+
     def _is_video(self) -> bool:
         from .apps import kind_of
         return kind_of(self.path) == "video"
@@ -130,7 +135,7 @@ class CaptionExplorer(W.VBox):
     def _image_html(self) -> str:
         from .display import thumbnail_data_uri
 
-        key = (str(self.path),)
+        key = self._file_key()
         if key not in self._feats:
             self._feats[key] = self.captioner.encode_images([self.path])[:, None]
         cap = self.captioner.caption_features(self._feats[key], **self.settings())[0]
@@ -147,7 +152,7 @@ class CaptionExplorer(W.VBox):
         from .video_captions import frame_times, frames_per_segment, segment_spans
         from .subtitles import srt_time
 
-        key = (str(self.path), self.segments.value)
+        key = (*self._file_key(), self.segments.value)
         if key not in self._feats:
             spans = segment_spans(self.path, video.uniform(self.segments.value), strict=False)
             n = frames_per_segment(self.captioner)

@@ -1,5 +1,6 @@
 """Captioner: presets, checkpoints round trip, images and features through one path, clear failures."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -68,6 +69,33 @@ def test_fine_tuned_lm_is_stored_and_frozen_one_by_name(tmp_path):
         cap.model.lm.transformer.wte.weight[0] += 1.0
     again = Captioner.from_pretrained(cap.save_pretrained(tmp_path / "tuned"))
     assert torch.equal(again.model.lm.transformer.wte.weight, cap.model.lm.transformer.wte.weight)
+    assert (tmp_path / "tuned" / "lm").is_dir()
+
+    # a frozen LM with a name is referenced, not copied: here a local folder stands in for "gpt2" on the Hub
+    frozen = new_captioner("tiny")
+    frozen.model.lm.save_pretrained(tmp_path / "my-gpt2")
+    frozen.config["lm"] = {"name": str(tmp_path / "my-gpt2"), "trainable": False}
+    path = frozen.save_pretrained(tmp_path / "frozen")
+    assert not (path / "lm").exists()
+    assert json.loads((path / "config.json").read_text())["lm"]["name"] == str(tmp_path / "my-gpt2")
+    again = Captioner.from_pretrained(path)
+    assert torch.equal(again.model.lm.transformer.wte.weight, frozen.model.lm.transformer.wte.weight)
+    assert not any(p.requires_grad for p in again.model.lm.parameters())
+
+
+def test_a_save_killed_between_its_renames_loses_nothing(tmp_path):
+    from clipprefix.checkpoint import resolve
+
+    path = new_captioner("tiny").save_pretrained(tmp_path / "ckpt")
+    os.rename(path, tmp_path / ".ckpt.old-12345")   # the state a kill -9 between the two renames leaves
+    assert resolve(tmp_path / "ckpt") == path and (path / "config.json").is_file()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
 
 
 def test_bf16_weights_decode(cap, images):

@@ -149,13 +149,15 @@ def test_clipcap_mlp_checkpoint_converts_to_identical_logits(tmp_path):
 def test_clipcap_transformer_checkpoint_converts_to_identical_logits(tmp_path):
     torch.manual_seed(1)
     gpt = GPT2LMHeadModel(GPT2Config(n_layer=2))
-    ref = ClipCaptionModel(gpt, prefix_length=10, clip_length=10, prefix_size=640, num_layers=2,
+    # K != clip_length, so swapping the two anywhere in the conversion changes shapes or logits
+    ref = ClipCaptionModel(gpt, prefix_length=10, clip_length=6, prefix_size=640, num_layers=2,
                            mapping="transformer").eval()
     torch.save(legacy_state_dict(ref), tmp_path / "transformer_weights.pt")
     convert_file(tmp_path / "transformer_weights.pt", tmp_path / "ckpt")
     cap = check_same_logits(ref, tmp_path / "ckpt", 640, normalized=True)
     assert cap.config["clip"]["model"] == "RN50x4" and cap.config["clip"]["normalize"] is True
     assert cap.config["mapper"]["num_layers"] == 2 and not cap.config["lm"]["trainable"]
+    assert (cap.config["mapper"]["prefix_length"], cap.config["mapper"]["clip_length"]) == (10, 6)
 
 
 def test_clip_gpt_captioning_checkpoint_converts(tmp_path):
@@ -181,20 +183,25 @@ def test_clip_gpt_captioning_checkpoint_converts(tmp_path):
 
 
 class Evil:
+    """Unpickling this creates a file: proof that code ran."""
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (print, ("pwned",))
+        return (open, (self.marker, "w"))
 
 
 @pytest.mark.parametrize("payload", ["pickle", "garbage", "empty"])
 def test_bad_or_unsafe_files_are_refused_with_one_line(tmp_path, capsys, payload):
     f = tmp_path / "weights.pt"
     if payload == "pickle":
-        torch.save({"gpt.x": Evil()}, f)
+        torch.save({"gpt.x": Evil(tmp_path / "pwned")}, f)
     elif payload == "garbage":
         f.write_bytes(b"not a torch file at all")
     else:
         f.write_bytes(b"")
     assert main(["convert", str(f), str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "pwned" not in err and len(err.strip().splitlines()) == 1 and "weights.pt" in err
+    out, err = capsys.readouterr()
+    assert not (tmp_path / "pwned").exists(), "the pickle's code ran"
+    assert out == "" and len(err.strip().splitlines()) == 1 and "weights.pt" in err
     assert not (tmp_path / "out").exists()

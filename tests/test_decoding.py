@@ -212,3 +212,53 @@ def test_beam_of_one_equals_greedy(gpt2):
     b = generate(gpt2, prefix, GenerationConfig(strategy="beam", num_beams=1, max_new_tokens=8, stop_at_eos=False),
                  eos_token_id=None)
     assert [s[0].tokens for s in g] == [s[0].tokens for s in b]
+
+
+def test_length_penalty_decides_between_a_short_and_a_long_caption():
+    # from 0: EOS now (log p = -0.47) or token 1 (-0.97), after which 2 and EOS are certain (length 3)
+    t = torch.full((V, V), -20.0)
+    t[0, EOS], t[0, 1] = 0.5, 0.0
+    t[1, 2] = 10.0
+    t[2, EOS] = 10.0
+    lm = BigramLM(t)
+    beam = lambda lp: generate(lm, prefix_for([0]), GenerationConfig(strategy="beam", num_beams=2, max_new_tokens=5,
+                                                                      length_penalty=lp), eos_token_id=EOS)[0][0]
+    assert beam(0.0).tokens == []          # raw sums: -0.47 beats -0.97
+    assert beam(1.0).tokens == [1, 2]      # per token: -0.97 / 3 beats -0.47 / 1
+    assert beam(1.0).score == pytest.approx(beam(1.0).logprob / 3, abs=1e-3)
+
+
+def test_beam_stops_at_a_stop_string_and_keeps_it():
+    decode = lambda toks: "".join("abc.efgZ"[t] for t in toks)
+    out = generate(BigramLM(chain_table()), prefix_for([0]), GenerationConfig(strategy="beam", num_beams=2,
+                   max_new_tokens=20, stop_strings=(".",)), eos_token_id=EOS, decode=decode)
+    assert out[0][0].tokens == [1, 2, 3]
+
+
+def test_sampling_returns_several_sequences_per_item():
+    lm = BigramLM(torch.zeros(V, V))
+    cfg = GenerationConfig(strategy="sample", num_return_sequences=3, max_new_tokens=8, stop_at_eos=False, seed=4)
+    out = generate(lm, prefix_for([0, 5]), cfg, eos_token_id=EOS)
+    assert [len(alts) for alts in out] == [3, 3]
+    assert len({tuple(s.tokens) for alts in out for s in alts}) == 6          # uniform LM: all differ
+    assert [[s.tokens for s in a] for a in out] == [[s.tokens for s in a] for a in generate(lm, prefix_for([0, 5]), cfg,
+                                                                                             eos_token_id=EOS)]
+
+
+def test_no_repeat_bigrams():
+    t = torch.zeros(V, V)
+    t[:, 1], t[:, 2] = 3.0, 2.0
+    out = generate(BigramLM(t), prefix_for([0]), GenerationConfig(max_new_tokens=5, no_repeat_ngram_size=2,
+                   stop_at_eos=False), eos_token_id=EOS)[0][0].tokens
+    # 1 1, then "1 1" is taken so 2, then "2 1" is new so 1, then "1 1" and "1 2" are both taken: the best other, 0
+    assert out == [1, 1, 2, 1, 0]
+
+
+def test_repetition_penalty_pushes_negative_logits_further_down():
+    t = torch.full((V, V), -5.0)
+    t[:, 1], t[:, 2] = -1.0, -1.5
+    lm = BigramLM(t)
+    cfg = GenerationConfig(max_new_tokens=2, stop_at_eos=False)
+    assert generate(lm, prefix_for([0]), cfg, eos_token_id=EOS)[0][0].tokens == [1, 1]
+    # -1.0 * 2 = -2.0 < -1.5 (dividing a negative logit would have raised it instead)
+    assert generate(lm, prefix_for([0]), cfg.updated(repetition_penalty=2.0), eos_token_id=EOS)[0][0].tokens == [1, 2]

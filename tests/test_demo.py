@@ -50,3 +50,13 @@ def test_without_java_the_demo_skips_only_the_evaluation(run, tmp_path, monkeypa
     res, gallery = demo.evaluate_and_gallery(out / "run" / "best", {"val": out / "features" / "val"}, tmp_path,
                                              log=said.append)
     assert res is None and gallery is None and "Java" in said[0] and list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_never_touches_a_folder_it_did_not_make(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("three years of work")
+    assert cli.main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "did not write" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "run" / "thesis.tex").read_text() == "three years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

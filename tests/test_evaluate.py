@@ -97,3 +97,42 @@ def test_cli_evaluate_on_videos_with_a_gallery(video_setup, tmp_path):
     page = (out / "gallery.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 4 * 3          # CIDEr and CLIPScore, best and worst
     assert "src='http" not in page and "file://" not in page
+
+
+def _relabel(cache_dir, dst, **encoder):
+    """A copy of a cache whose index says another CLIP made it."""
+    import shutil
+
+    shutil.copytree(cache_dir, dst)
+    index = json.loads((dst / "index.json").read_text())
+    index["meta"]["encoder"].update(encoder)
+    (dst / "index.json").write_text(json.dumps(index))
+    return dst
+
+
+@pytest.mark.parametrize("encoder, message", [
+    ({"model": "ViT-B-32", "pretrained": "openai"}, "was made with CLIP ViT-B-32/openai"),
+    ({"embed_dim": 512}, "holds 512-d features but the mapper takes 128-d"),
+    ({"output": "pooled"}, "holds CLIP 'pooled' features"),
+])
+def test_a_cache_from_another_clip_is_refused(image_setup, tmp_path, capsys, encoder, message):
+    ckpt, cache_dir = image_setup
+    other = _relabel(cache_dir, tmp_path / "other", **encoder)
+    with pytest.raises(ClipPrefixError, match=message):
+        evaluate(ckpt, other, verbose=False)
+    assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--cache", str(other), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_evaluate_writes_beside_the_checkpoint_by_default(image_setup, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    ckpt, cache_dir = image_setup
+    mine = shutil.copytree(ckpt, tmp_path / "runs" / "best")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", "--checkpoint", str(mine), "--cache", str(cache_dir), "--limit", "2",
+                     "--metrics", "BLEU-4", "--no-clipscore"]) == 0
+    out = tmp_path / "runs" / f"best_eval_{cache_dir.name}"
+    assert json.loads((out / "metrics.json").read_text())["n_items"] == 2
+    assert str(out / "metrics.json") in capsys.readouterr().out

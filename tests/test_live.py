@@ -115,6 +115,29 @@ def test_worker_reports_failures():
     w.close()
 
 
+def test_a_failing_model_still_saves_the_session_srt(clip, tmp_path, monkeypatch, capsys):
+    """The model breaks after a few captions: the SRT of what was captioned is written, then the error surfaces."""
+    from clipprefix.captioner import Captioner
+
+    real, calls = Captioner.caption_features, [0]
+
+    def breaks_on_the_fourth(self, *a, **kw):
+        calls[0] += 1
+        if calls[0] >= 4:                         # call 1 is the warm-up, 2 and 3 are real captions
+            raise RuntimeError("GPU fell off the bus")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Captioner, "caption_features", breaks_on_the_fourth)
+    srt = tmp_path / "broken.srt"
+    with pytest.raises(RuntimeError, match="fell off the bus"):
+        cli.main(["live", "--headless", "--source", str(clip.path), "--model", "tiny", "--speed", "3",
+                  "--srt", str(srt)])
+    err = capsys.readouterr().err
+    assert "stopped by an error (RuntimeError: GPU fell off the bus)" in err and f"saved {srt}" in err
+    cues = parse_srt(srt.read_text())
+    assert 1 <= len(cues) <= 2 and cues[0].text
+
+
 def test_files_play_at_their_own_speed(clip):
     t0 = time.perf_counter()
     stamps = [t for _, t in open_source(str(clip.path), speed=3.0)]

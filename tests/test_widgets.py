@@ -81,6 +81,30 @@ def test_uploads_are_captioned_and_bad_uploads_reported(explorer, folder):
     assert "not a readable image" in explorer.status.value and explorer.result.value == ""
 
 
+def test_a_new_upload_with_an_old_name_is_captioned_anew(explorer, folder):
+    import torch
+
+    explorer.strategy.value = "greedy"
+    cap = load_captioner("tiny")
+    a, b = folder / "img_000.jpg", folder / "img_001.jpg"
+    fa, fb = cap.encode_images([a]), cap.encode_images([b])
+    assert not torch.allclose(fa, fb)
+    shown = []
+    for f in (a, b):
+        explorer.on_upload({"new": ({"name": "photo.jpg", "content": memoryview(f.read_bytes())},)})
+        shown.append(explorer._feats[explorer._file_key()][:, 0])    # the features the captions came from
+    assert torch.allclose(shown[0], fa) and torch.allclose(shown[1], fb)
+    c = cap.caption_features(fb[:, None], max_new_tokens=explorer.max_new_tokens.value)[0]
+    assert f"{html.escape(c.text)} <small>({c.score:.2f})</small>" in explorer.result.value
+
+
+def test_uploaded_videos_get_one_frame_per_segment(explorer, folder):
+    data = (folder / "clips" / "clip_000.mp4").read_bytes()
+    explorer.segments.value = 3
+    explorer.on_upload({"new": ({"name": "holiday.mp4", "content": memoryview(data)},)})
+    assert explorer.path.name == "holiday.mp4" and explorer.result.value.count("<figure") == 3
+
+
 def test_any_path_and_a_ready_captioner(folder):
     ex = caption_explorer(load_captioner("tiny"), items=[folder / "img_000.jpg"])
     assert list(ex.catalog) == ["img_000.jpg"]
