@@ -18,6 +18,7 @@ Exit status 1 if the two sides choose frames more than one frame apart.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
     spec = {"model": "ViT-B-32", "pretrained": None, "embed_dim": 512,
             "preprocess": {"size": 224, "mean": list(pp["mean"]), "std": list(pp["std"]),
                            "interpolation": "bicubic", "resize_mode": "shortest"}}
-    enc = ClipEncoder(model, spec)
+    enc = ClipEncoder(copy.deepcopy(model), spec)     # the seeds' side keeps open_clip's model as it is
     enc_bf16 = ClipEncoder(open_clip.create_model("ViT-B-32", pretrained=None).eval(), spec, dtype=torch.bfloat16)
     enc_bf16.model.load_state_dict({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
     times = [(s + e) / 2 for s, e in video.uniform(args.frames).slots(info)]

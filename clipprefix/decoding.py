@@ -241,16 +241,44 @@ def _cache_of(out):
     return cache if cache is not None else out.past_key_values
 
 
+class _KVCache:
+    """The cache of the written-out GPT-2 path: just the growing layers."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+
 def _prefill(lm, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, room: int):
+    from types import SimpleNamespace
+
+    from .gpt2_step import gpt2_steps
+
     x = build_lm_input(lm.get_input_embeddings(), prefix, prompt_ids)
+    fast = gpt2_steps(lm)
+    if fast is not None:
+        logits, kv = fast.prefill(x.inputs_embeds)
+        cls = _growing_layer_class()
+        return logits, _KVCache([cls(SimpleNamespace(keys=k, values=v), room) for k, v in kv])
     out = lm(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1].float(), _growable(_cache_of(out), room)
 
 
-def _step(lm, tokens: torch.Tensor, past):
-    emb = lm.get_input_embeddings()(tokens[:, None])
-    out = lm(inputs_embeds=emb, use_cache=True, **{_cache_kwarg(type(lm)): past})
-    return out.logits[:, -1].float(), _cache_of(out)
+def _stepper(lm) -> Callable:
+    """`step(tokens (B,), cache) -> (logits (B, V) float32, cache)`: GPT-2's forward written out for one
+    token per row (`gpt2_step.py`) where it applies, else the model's own forward."""
+    from .gpt2_step import gpt2_steps
+
+    fast = gpt2_steps(lm)
+    kw = _cache_kwarg(type(lm))
+
+    def step(tokens: torch.Tensor, past):
+        if fast is not None and getattr(past, "layers", None):
+            return fast(tokens, past), past
+        emb = lm.get_input_embeddings()(tokens[:, None])
+        out = lm(inputs_embeds=emb, use_cache=True, **{kw: past})
+        return out.logits[:, -1].float(), _cache_of(out)
+
+    return step
 
 
 # ---------------------------------------------------------------------- public API
@@ -283,6 +311,7 @@ def _greedy_or_sample(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> lis
     if cfg.strategy == "sample" and cfg.seed is not None:
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
     logits, past = _prefill(lm, prefix, prompt_ids, cfg.max_new_tokens)
+    _step = _stepper(lm)
     alive = torch.arange(b, device=device)                       # original row of each batch row
     history = torch.zeros(b, 0, dtype=torch.long, device=device)  # tokens of the alive rows
     toks: list[list[int]] = [[] for _ in range(b)]
@@ -306,7 +335,7 @@ def _greedy_or_sample(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> lis
             idx = torch.tensor(keep, device=device)
             alive, history, nxt = alive[idx], history[idx], nxt[idx]
             _select(past, idx)
-        logits, past = _step(lm, nxt, past)
+        logits, past = _step(nxt, past)
     return [[Sequence_(t, l, sum(l) / max(len(l), 1))] for t, l in zip(toks, lps)]
 
 
@@ -314,6 +343,7 @@ def _beam(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> list[list[Seque
     b, w = prefix.shape[0], cfg.num_beams
     device = prefix.device
     logits, past = _prefill(lm, prefix, prompt_ids, cfg.max_new_tokens)
+    _step = _stepper(lm)
     _select(past, torch.arange(b, device=device).repeat_interleave(w))
     logits = logits.repeat_interleave(w, dim=0)
     scores = torch.full((b, w), float("-inf"), device=device)
@@ -370,5 +400,5 @@ def _beam(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> list[list[Seque
         scores = torch.tensor(new_scores, device=device).view(len(keep_items), w)
         items = keep_items
         _select(past, idx)
-        logits, past = _step(lm, nxt, past)
+        logits, past = _step(nxt, past)
     return [sorted(f, key=lambda s: s.score, reverse=True)[: cfg.num_return_sequences] for f in finished]

@@ -262,3 +262,43 @@ def test_repetition_penalty_pushes_negative_logits_further_down():
     assert generate(lm, prefix_for([0]), cfg, eos_token_id=EOS)[0][0].tokens == [1, 1]
     # -1.0 * 2 = -2.0 < -1.5 (dividing a negative logit would have raised it instead)
     assert generate(lm, prefix_for([0]), cfg.updated(repetition_penalty=2.0), eos_token_id=EOS)[0][0].tokens == [1, 2]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_written_out_gpt2_step_equals_transformers(gpt2, dtype):
+    """gpt2_step.py against GPT2LMHeadModel itself: same logits for the next token, both weight layouts."""
+    import copy
+
+    from clipprefix.decoding import _growable, _prefill
+    from clipprefix.gpt2_step import gpt2_steps
+
+    lm = copy.deepcopy(gpt2).to(dtype)
+    steps = gpt2_steps(lm)
+    assert steps is not None and steps.cpu and steps.blocks[0][4][0][0].shape == (3 * 64, 64)   # (out, in) copies
+    prefix = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(4)).to(dtype)
+    tokens = torch.tensor([5, 17, 90])
+    with torch.inference_mode():
+        first, cache = _prefill(lm, prefix, None, room=4)
+        tol = 1e-4 if dtype == torch.float32 else 0.1
+        torch.testing.assert_close(first, lm(inputs_embeds=prefix).logits[:, -1].float(), atol=tol, rtol=tol)
+        ours = steps(tokens, cache)
+        full = torch.cat([prefix, lm.get_input_embeddings()(tokens)[:, None]], dim=1)
+        want = lm(inputs_embeds=full).logits[:, -1].float()
+    torch.testing.assert_close(ours, want, atol=tol, rtol=tol)
+    assert cache.layers[0].get_seq_length() == 6
+
+
+def test_written_out_step_follows_weight_changes(gpt2):
+    import copy
+
+    from clipprefix.gpt2_step import gpt2_steps
+
+    lm = copy.deepcopy(gpt2)
+    first = gpt2_steps(lm)
+    assert gpt2_steps(lm) is first                       # built once per model
+    c_attn = lm.transformer.h[0].attn.c_attn.weight
+    with torch.no_grad():
+        c_attn[3] += 1.0                                 # a training step changes a weight in place
+    again = gpt2_steps(lm)
+    assert again is not first and torch.equal(again.blocks[0][4][0][0], c_attn.t())
+    assert not torch.equal(first.blocks[0][4][0][0], c_attn.t())    # the old copy was stale
