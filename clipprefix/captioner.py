@@ -48,6 +48,9 @@ def _open_image(item: Any):
                 return im.convert("RGB")
         except FileNotFoundError as e:
             raise ClipPrefixError(f"{item}: no such image file.") from e
+        except Image.DecompressionBombError as e:
+            raise ClipPrefixError(f"{item}: too many pixels to be a photo, refused as a possible decompression "
+                                  f"bomb ({e}).") from e
         except (UnidentifiedImageError, OSError, SyntaxError) as e:
             raise ClipPrefixError(f"{item}: not a readable image ({e}).") from e
     return item

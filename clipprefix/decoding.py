@@ -319,7 +319,7 @@ def _greedy_or_sample(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> lis
     for step in range(cfg.max_new_tokens):
         logits = _apply_controls(logits, history, cfg, step, eos_token_id)
         nxt = logits.argmax(-1) if cfg.strategy == "greedy" else _sample(logits, cfg, gen)
-        tok_lp = logits.gather(1, nxt[:, None]).squeeze(1) - logits.logsumexp(-1)
+        tok_lp = -F.cross_entropy(logits, nxt, reduction="none")    # log p(next): one fused pass, not logsumexp's three
         keep = []
         for j, (row, t, lp) in enumerate(zip(alive.tolist(), nxt.tolist(), tok_lp.tolist())):
             if stopper.is_eos(t):

@@ -150,6 +150,9 @@ def evaluate(model, cache, out: str | os.PathLike | None = None, *, split: str |
         if spec.get("output", "embed") != "embed":
             notes.append("CLIPScore skipped: the cache holds CLIP features before the projection, "
                          "which cannot be compared with text embeddings")
+        elif cap.encoder.tokenizer is None:
+            notes.append(f"CLIPScore skipped: the CLIP model {cap.encoder.spec.get('model')} has no text tower "
+                         "tokenizer, so it cannot embed captions")
         elif not _same_clip(spec, cap.encoder.spec):
             notes.append(f"CLIPScore skipped: the cache was made with CLIP {spec.get('model')}/{spec.get('pretrained')}, "
                          f"not this captioner's {cap.encoder.spec.get('model')}/{cap.encoder.spec.get('pretrained')}")

@@ -150,3 +150,12 @@ def test_live_bad_sources(files, capsys, argv, words):
     out, err = capsys.readouterr()
     assert_one_sentence(rc, err, *words)
     assert outputs(files) == before
+
+
+def test_a_decompression_bomb_is_refused_in_one_sentence(files, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)     # good.jpg now has far "too many" pixels
+    rc, out, err = caption(capsys, files / "good.jpg", "--out", tmp_path / "o")
+    assert_one_sentence(rc, err, "good.jpg", "decompression bomb")
+    assert out == "" and outputs(tmp_path) == []
