@@ -9,6 +9,8 @@ normalise with the model's mean/std), done per image in PIL and normalised as on
 """
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -59,6 +61,13 @@ class PreprocessSpec:
     std: tuple[float, ...]
     interpolation: str = "bicubic"
     resize_mode: str = "shortest"
+
+
+@functools.lru_cache(maxsize=1)
+def _resize_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="clip-resize")
 
 
 class ClipEncoder:
@@ -164,9 +173,10 @@ class ClipEncoder:
         """PIL images / uint8 arrays -> normalised float tensor (N, 3, S, S) on the CPU."""
         if len(images) == 0:
             return torch.empty(0, 3, self.pre.size, self.pre.size)
-        arr = np.stack([self._resize_crop(to_pil(im)) for im in images])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self._mean) / self._std
+        crops = (_resize_pool().map(lambda im: self._resize_crop(to_pil(im)), images) if len(images) > 1
+                 else [self._resize_crop(to_pil(images[0]))])     # PIL resizes release the GIL: use every core
+        x = torch.from_numpy(np.stack(list(crops))).permute(0, 3, 1, 2).float()
+        return x.sub_(self._mean * 255.0).div_(self._std * 255.0)      # in place: one batch-sized buffer, not three
 
     # ---------------------------------------------------------------- encoding
     @torch.inference_mode()

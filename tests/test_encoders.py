@@ -17,12 +17,13 @@ def enc():
 def test_preprocess_matches_open_clip_transform(enc):
     tf = open_clip.image_transform(enc.pre.size, is_train=False, mean=enc.pre.mean, std=enc.pre.std)
     rng = np.random.default_rng(0)
-    for shape in ((96, 96, 3), (90, 160, 3), (200, 70, 3)):
-        arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    arrs = [rng.integers(0, 256, size=shape, dtype=np.uint8) for shape in ((96, 96, 3), (90, 160, 3), (200, 70, 3))]
+    batched = enc.preprocess(arrs)                      # resized on a thread pool
+    for arr, b in zip(arrs, batched):
         ours = enc.preprocess([arr])[0]
         theirs = tf(Image.fromarray(arr))
         assert ours.shape == theirs.shape == (3, 64, 64)
-        assert torch.allclose(ours, theirs, atol=1e-5)
+        assert torch.allclose(ours, theirs, atol=1e-5) and torch.equal(b, ours)
 
 
 def test_arrays_and_pil_give_the_same_features_and_normalisation(enc):
