@@ -7,6 +7,11 @@ feeds one token per row and reuses the cached keys/values. Rows that finish leav
 batch costs what its longest caption costs and nothing more. The LM input is built by
 `lm_input.build_lm_input`, the same function the training loss uses.
 
+Beam search ranks and ends like transformers' (hypotheses scored sum log p / length ** length_penalty; an
+item ends once `num_beams` hypotheses are finished), not like ClipCap's `generate_beam` (which keeps
+finished beams competing on a running average), so beam captions of converted ClipCap weights can differ
+from that repository's; greedy decoding is token-for-token the same.
+
 Semantics (pinned by tests): temperature is applied before top-k/top-p and only when sampling (greedy
 and beam ignore it); EOS ends a sequence and is not part of it; a stop string ends a sequence and is
 kept (ClipCap stops at "."); `min_new_tokens` forbids EOS before that many tokens.
