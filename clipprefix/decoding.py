@@ -253,7 +253,10 @@ class _KVCache:
         self.layers = layers
 
 
-def _prefill(lm, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, room: int):
+def _start(lm, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, room: int):
+    """Run the prefix (and prompt) through the LM once: the last position's logits (B, V) float32, a KV
+    cache with `room` free slots, and `step(tokens (B,), cache) -> (logits, cache)` for the tokens after.
+    GPT-2 takes its written-out forward (`gpt2_step.py`) for both; other LMs their own forward."""
     from types import SimpleNamespace
 
     from .gpt2_step import gpt2_steps
@@ -263,27 +266,16 @@ def _prefill(lm, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, room: in
     if fast is not None:
         logits, kv = fast.prefill(x.inputs_embeds)
         cls = _growing_layer_class()
-        return logits, _KVCache([cls(SimpleNamespace(keys=k, values=v), room) for k, v in kv])
+        return logits, _KVCache([cls(SimpleNamespace(keys=k, values=v), room) for k, v in kv]), \
+            lambda tokens, past: (fast(tokens, past), past)
     out = lm(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1].float(), _growable(_cache_of(out), room)
-
-
-def _stepper(lm) -> Callable:
-    """`step(tokens (B,), cache) -> (logits (B, V) float32, cache)`: GPT-2's forward written out for one
-    token per row (`gpt2_step.py`) where it applies, else the model's own forward."""
-    from .gpt2_step import gpt2_steps
-
-    fast = gpt2_steps(lm)
     kw = _cache_kwarg(type(lm))
 
     def step(tokens: torch.Tensor, past):
-        if fast is not None and getattr(past, "layers", None):
-            return fast(tokens, past), past
-        emb = lm.get_input_embeddings()(tokens[:, None])
-        out = lm(inputs_embeds=emb, use_cache=True, **{kw: past})
+        out = lm(inputs_embeds=lm.get_input_embeddings()(tokens[:, None]), use_cache=True, **{kw: past})
         return out.logits[:, -1].float(), _cache_of(out)
 
-    return step
+    return out.logits[:, -1].float(), _growable(_cache_of(out), room), step
 
 
 # ---------------------------------------------------------------------- public API
@@ -315,8 +307,7 @@ def _greedy_or_sample(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> lis
     gen = None
     if cfg.strategy == "sample" and cfg.seed is not None:
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    logits, past = _prefill(lm, prefix, prompt_ids, cfg.max_new_tokens)
-    _step = _stepper(lm)
+    logits, past, _step = _start(lm, prefix, prompt_ids, cfg.max_new_tokens)
     alive = torch.arange(b, device=device)                       # original row of each batch row
     history = torch.zeros(b, 0, dtype=torch.long, device=device)  # tokens of the alive rows
     toks: list[list[int]] = [[] for _ in range(b)]
@@ -347,8 +338,7 @@ def _greedy_or_sample(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> lis
 def _beam(lm, prefix, cfg, stopper, eos_token_id, prompt_ids) -> list[list[Sequence_]]:
     b, w = prefix.shape[0], cfg.num_beams
     device = prefix.device
-    logits, past = _prefill(lm, prefix, prompt_ids, cfg.max_new_tokens)
-    _step = _stepper(lm)
+    logits, past, _step = _start(lm, prefix, prompt_ids, cfg.max_new_tokens)
     _select(past, torch.arange(b, device=device).repeat_interleave(w))
     logits = logits.repeat_interleave(w, dim=0)
     scores = torch.full((b, w), float("-inf"), device=device)

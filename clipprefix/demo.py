@@ -26,6 +26,7 @@ from .errors import ClipPrefixError
 
 DEFAULT_OUT = Path("outputs") / "demo"
 MARKER = ".clipprefix-demo"     # marks a folder as the demo's own: a later run may replace what is inside
+DEMO_FILES = {MARKER, "data", "features", "run", "captions", "eval", "demo_video.mp4", "video.html"}
 
 
 def claim_folder(out: Path) -> None:
@@ -33,7 +34,9 @@ def claim_folder(out: Path) -> None:
     own earlier results, and must never delete a user's)."""
     if out.exists() and not out.is_dir():
         raise ClipPrefixError(f"{out} is a file; the demo writes into a folder.")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    earlier = out.is_dir() and (out / "demo_video.mp4").is_file() and all(
+        p.name in DEMO_FILES for p in out.iterdir())        # a demo folder from before the marker existed
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not earlier:
         raise ClipPrefixError(f"{out} already holds files that `clipprefix demo` did not write; choose a new or empty "
                               "folder with --out.")
     out.mkdir(parents=True, exist_ok=True)

@@ -73,8 +73,8 @@ def _resize_pool():
 class ClipEncoder:
     """An open_clip model with batched preprocessing; `spec` identifies it (for caches and checkpoints).
 
-    The encoder owns `model`: its nn.Linear layers are switched to `cpu_linear.CpuLinear` (the same
-    weights; oneDNN's fp32 products on a CPU, about twice MKL's speed on AMD CPUs)."""
+    The encoder owns `model`: its nn.Linear and nn.MultiheadAttention layers are switched to
+    `cpu_linear`'s (the same weights; oneDNN's fp32 products on a CPU, about twice MKL's speed on AMD CPUs)."""
 
     def __init__(self, model: torch.nn.Module, spec: dict, tokenizer=None, *, normalize: bool = False,
                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None):

@@ -62,7 +62,7 @@ class GPT2Steps:
         self.n_head = lm.config.n_head
         self.wte, self.wpe, self.ln_f = t.wte.weight, t.wpe.weight, t.ln_f
         self.cpu = self.wte.device.type == "cpu"
-        self.linear = cpu_linear(self.wte.dtype) if self.cpu else None
+        self.linear = cpu_linear(self.wte.dtype) if self.cpu else F.linear
         self.blocks = []
         for i, blk in enumerate(t.h):
             convs = (blk.attn.c_attn, blk.attn.c_proj, blk.mlp.c_fc, blk.mlp.c_proj)
@@ -94,9 +94,7 @@ class GPT2Steps:
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
             x = x + self._lin(att.transpose(1, 2).reshape(b * t, c), proj).view(b, t, c)
             x = x + self._lin(act(self._lin(ln_2(x).view(b * t, c), fc)), fc2).view(b, t, c)
-        x = self.ln_f(x[:, -1])
-        linear = self.linear or F.linear
-        return linear(x, self.head, self.head_bias).float(), kv
+        return self.linear(self.ln_f(x[:, -1]), self.head, self.head_bias).float(), kv
 
     @torch.inference_mode()
     def __call__(self, tokens: torch.Tensor, cache) -> torch.Tensor:
@@ -113,6 +111,4 @@ class GPT2Steps:
             att = torch.matmul(q[:, :, None], keys.transpose(-1, -2)).mul_(scale).softmax(-1)
             x = x + self._lin(torch.matmul(att, values).view(b, c), proj)
             x = x + self._lin(act(self._lin(ln_2(x), fc)), fc2)
-        x = self.ln_f(x)
-        linear = self.linear or F.linear
-        return linear(x, self.head, self.head_bias).float()
+        return self.linear(self.ln_f(x), self.head, self.head_bias).float()

@@ -269,7 +269,7 @@ def test_written_out_gpt2_step_equals_transformers(gpt2, dtype):
     """gpt2_step.py against GPT2LMHeadModel itself: same logits for the next token, both weight layouts."""
     import copy
 
-    from clipprefix.decoding import _growable, _prefill
+    from clipprefix.decoding import _start
     from clipprefix.gpt2_step import gpt2_steps
 
     lm = copy.deepcopy(gpt2).to(dtype)
@@ -278,7 +278,7 @@ def test_written_out_gpt2_step_equals_transformers(gpt2, dtype):
     prefix = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(4)).to(dtype)
     tokens = torch.tensor([5, 17, 90])
     with torch.inference_mode():
-        first, cache = _prefill(lm, prefix, None, room=4)
+        first, cache, _ = _start(lm, prefix, None, room=4)
         tol = 1e-4 if dtype == torch.float32 else 0.1
         torch.testing.assert_close(first, lm(inputs_embeds=prefix).logits[:, -1].float(), atol=tol, rtol=tol)
         ours = steps(tokens, cache)

@@ -60,3 +60,17 @@ def test_the_demo_never_touches_a_folder_it_did_not_make(tmp_path, capsys):
     assert "did not write" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "run" / "thesis.tex").read_text() == "three years of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_demo_folder_from_before_the_marker_is_still_the_demos(tmp_path):
+    old = tmp_path / "demo"
+    (old / "run" / "best").mkdir(parents=True)
+    (old / "demo_video.mp4").write_bytes(b"x")
+    demo.claim_folder(old)                                    # what an earlier clipprefix demo left: accepted
+    assert (old / demo.MARKER).is_file()
+    mixed = tmp_path / "mixed"
+    (mixed / "run").mkdir(parents=True)
+    (mixed / "demo_video.mp4").write_bytes(b"x")
+    (mixed / "notes.txt").write_text("mine")
+    with pytest.raises(demo.ClipPrefixError, match="did not write"):
+        demo.claim_folder(mixed)                              # anything else in it: refused
