@@ -32,7 +32,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.cpu_linear import cpu_linear
+from clipprefix.cpu_linear import cpu_linear, pack
 from clipprefix.decoding import GenerationConfig, generate
 from clipprefix.encoders import ClipEncoder
 from clipprefix.mappers import MapperConfig
@@ -44,7 +44,7 @@ K = 10
 
 def build(seed=0):
     torch.manual_seed(seed)
-    clip = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    clip = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval()   # as OpenAI's weights
     spec = {"model": "ViT-B-32", "pretrained": None, "embed_dim": 512,
             "preprocess": {"size": 224, "mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}}
     lm = GPT2LMHeadModel(GPT2Config()).eval()
@@ -127,11 +127,12 @@ def flop_counter():
 
 
 def matmul_peak(dtype, n=2048, reps=6):
-    """The machine's FLOP limit for `dtype`: the faster of torch's matmul (MKL for fp32 on a CPU) and
-    oneDNN's linear on a large square product, measured now."""
+    """The machine's FLOP limit for `dtype`: the fastest of torch's matmul (MKL for fp32 on a CPU) and
+    oneDNN's linear (plain and packed weight) on a large square product, measured now."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    bp = pack(b)
     best = 0.0
-    for f in (lambda: a @ b, lambda: cpu_linear(dtype)(a, b, None)):
+    for f in (lambda: a @ b, lambda: cpu_linear(dtype)(a, b, None), lambda: cpu_linear(dtype)(a, bp, None)):
         f()
         t = time.perf_counter()
         for _ in range(reps):

@@ -102,14 +102,15 @@ def main(argv=None) -> int:
     clip = make_clip(paths.cache_dir() / "bench" / f"texture_{args.seconds}s_720p30.mp4", args.seconds)
     info = video.probe(clip)
     torch.manual_seed(0)
-    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval()   # as OpenAI's weights
     transform = open_clip.image_transform(224, is_train=False)   # what clip.load's preprocess does
     pp = open_clip.get_model_preprocess_cfg(model)
     spec = {"model": "ViT-B-32", "pretrained": None, "embed_dim": 512,
             "preprocess": {"size": 224, "mean": list(pp["mean"]), "std": list(pp["std"]),
                            "interpolation": "bicubic", "resize_mode": "shortest"}}
     enc = ClipEncoder(copy.deepcopy(model), spec)     # the seeds' side keeps open_clip's model as it is
-    enc_bf16 = ClipEncoder(open_clip.create_model("ViT-B-32", pretrained=None).eval(), spec, dtype=torch.bfloat16)
+    enc_bf16 = ClipEncoder(open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval(), spec,
+                           dtype=torch.bfloat16)
     enc_bf16.model.load_state_dict({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
     times = [(s + e) / 2 for s, e in video.uniform(args.frames).slots(info)]
 

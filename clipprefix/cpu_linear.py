@@ -1,83 +1,160 @@
 """The fastest `linear(x, weight (out, in), bias)` for CPU tensors, for the encoder and the decoder.
 
 PyTorch sends fp32 matrix products on a CPU to MKL, which runs AMD CPUs at AVX2 speed; oneDNN, which
-PyTorch also ships (and already uses for bf16/fp16), runs them at AVX-512 speed. Measured on a 2-core
-AMD EPYC (AVX-512), fp32, GPT-2-small-sized weights: 83.9 ms against 188 ms for the twelve blocks'
-products at 160 rows, 32 against 73 ms at 32 rows, 13 against 17-20 ms at one row (`gpt2_step.py`,
-benchmarks/bench_caption.py). Results agree with F.linear to float rounding (~1e-6 relative).
+PyTorch also ships (and already uses for bf16/fp16), runs them at AVX-512 speed. oneDNN also wants its
+weights in a blocked layout of its own: handed a plain (out, in) weight, it re-lays it out on every
+call. `pack` does that once. Measured on a 2-core AMD EPYC (AVX-512, avx512_bf16), a (3072, 768) weight:
 
-    linear = cpu_linear(torch.float32)         # oneDNN where this torch has it, else F.linear
-    use_cpu_linear(clip_model)                 # its nn.Linear and attention layers run through it on the CPU
+    rows   fp32 MKL / oneDNN / oneDNN packed      bf16 oneDNN / oneDNN packed
+       1        0.15 / 0.09 / 0.09 ms                    0.18 / 0.06 ms
+      32        1.05 / 0.50 / 0.39 ms                    0.42 / 0.22 ms
+     800        22.4 / 10.0 / 9.6 ms                     5.8 / 4.9 ms
+
+Results are bit-identical between packed and plain, and agree with F.linear to float rounding.
+
+    linear = cpu_linear(torch.float32)         # oneDNN where this torch runs that dtype, else F.linear
+    w = pack(weight)                            # oneDNN's layout (an opaque tensor) where `linear` is oneDNN's
+    y = linear(x, w, bias)                      # or cpu_linear(dtype, gelu="tanh") for GELU(linear(...))
+    use_cpu_linear(clip_model)                  # its nn.Linear and attention layers run through it on the CPU
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
-_ONEDNN: bool | None = None
-
-
-def _onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+_WORKS: dict[torch.dtype, bool] = {}
+_GELU = {None: "", "none": "none", "tanh": "tanh"}      # our name -> oneDNN's GELU algorithm
 
 
-def _has_onednn() -> bool:
-    try:
-        return torch.equal(_onednn_linear(torch.ones(1, 3), torch.ones(2, 3), None), torch.full((1, 2), 3.0))
-    except (RuntimeError, AttributeError, NotImplementedError):      # a torch built without oneDNN
-        return False
+def _onednn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, gelu: str | None = None) -> torch.Tensor:
+    if gelu is None:
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], _GELU[gelu])
 
 
-def cpu_linear(dtype: torch.dtype):
-    """oneDNN's linear for fp32 where this torch has it (F.linear's fp32 path is MKL's), else F.linear
-    (whose bf16/fp16 path is oneDNN already)."""
-    global _ONEDNN
-    if _ONEDNN is None:
-        _ONEDNN = _has_onednn()
-    return _onednn_linear if dtype == torch.float32 and _ONEDNN else F.linear
+def onednn_works(dtype: torch.dtype) -> bool:
+    """Whether this torch's oneDNN linear (plain and packed) runs `dtype` on this CPU; checked once against
+    F.linear. fp32 and bf16 only: oneDNN's fp16 on a CPU without fp16 units is slower than F.linear."""
+    if dtype not in _WORKS:
+        ok = False
+        if dtype in (torch.float32, torch.bfloat16):
+            try:
+                x, w = torch.ones(2, 3, dtype=dtype), torch.ones(4, 3, dtype=dtype)
+                want = torch.full((2, 4), 3.0, dtype=dtype)
+                ok = torch.equal(_onednn(x, w, None), want) and torch.equal(_onednn(x, _reorder(w), None), want)
+            except (RuntimeError, AttributeError, NotImplementedError):      # a torch built without oneDNN
+                ok = False
+        _WORKS[dtype] = ok
+    return _WORKS[dtype]
+
+
+def _reorder(w: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous())
+
+
+def cpu_linear(dtype: torch.dtype, gelu: str | None = None):
+    """`f(x, weight, bias)` = x @ weight.T + bias, then GELU when `gelu` is "none" (exact, erf) or "tanh"
+    (GPT-2's approximation): oneDNN's linear (the GELU fused in) where it runs `dtype`, else F.linear.
+    `weight` may be plain (out, in) or `pack`ed."""
+    if onednn_works(dtype):
+        return _onednn if gelu is None else (lambda x, w, b: _onednn(x, w, b, gelu))
+    if gelu is None:
+        return F.linear
+    return lambda x, w, b: F.gelu(F.linear(x, w, b), approximate=gelu)
+
+
+def pack(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` (out, in) in oneDNN's own layout, for `cpu_linear(weight.dtype)` on the CPU; the weight
+    itself where that is not oneDNN's (another device or dtype, no oneDNN). A packed weight is a copy,
+    opaque to every other op, and does not follow later changes to `weight`."""
+    if weight.device.type == "cpu" and onednn_works(weight.dtype):
+        with torch.no_grad():
+            return _reorder(weight)
+    return weight
+
+
+_PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()     # parameter -> (its signature, packed copy)
+
+
+def packed(weight: torch.Tensor) -> torch.Tensor:
+    """`pack(weight)`, kept for as long as `weight` lives and made again when it changes (in place, moved,
+    or loaded into): for modules whose weights are read at every call."""
+    sig = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+    hit = _PACKED.get(weight)
+    if hit is None or hit[0] != sig:
+        hit = _PACKED[weight] = (sig, pack(weight))
+    return hit[1]
+
+
+def _fast(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Inference on the CPU in a dtype oneDNN runs: what the fast path covers (training keeps autograd)."""
+    return (x.device.type == "cpu" and x.dtype == weight.dtype and onednn_works(x.dtype)
+            and not (torch.is_grad_enabled() and weight.requires_grad))
 
 
 class CpuLinear(nn.Linear):
-    """An nn.Linear (same parameters, same state dict) that takes `cpu_linear` for inference on the CPU."""
+    """An nn.Linear (same parameters, same state dict) that runs inference on the CPU through oneDNN with
+    a packed copy of its weight. `gelu` ("none"/"tanh"; set by `use_cpu_linear` when a GELU module follows
+    it, which then becomes an identity) applies that GELU to the output on every path."""
+
+    gelu: str | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and not (torch.is_grad_enabled() and self.weight.requires_grad) \
-                and x.dtype == self.weight.dtype:
-            return cpu_linear(x.dtype)(x, self.weight, self.bias)
-        return super().forward(x)
+        if _fast(x, self.weight):
+            return _onednn(x, packed(self.weight), self.bias, self.gelu)
+        y = super().forward(x)
+        return y if self.gelu is None else F.gelu(y, approximate=self.gelu)
 
 
 class CpuMultiheadAttention(nn.MultiheadAttention):
     """nn.MultiheadAttention whose unmasked batch-first self-attention at inference on the CPU runs its
-    two projections through `cpu_linear` (CLIP's vision tower: a third of its products); anything else
-    (masks, cross-attention, weights asked for, training) takes nn.MultiheadAttention's own path."""
+    two projections through oneDNN (CLIP's vision tower: a third of its products); anything else (masks,
+    cross-attention, weights asked for, training) takes nn.MultiheadAttention's own path."""
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
-        if (query is key is value and query.device.type == "cpu" and query.dim() == 3 and self.batch_first
+        if (query is key is value and query.dim() == 3 and self.batch_first and _fast(query, self.in_proj_weight)
                 and key_padding_mask is None and attn_mask is None and not need_weights and not is_causal
-                and self._qkv_same_embed_dim and self.bias_k is None and not self.add_zero_attn
-                and not (torch.is_grad_enabled() and self.in_proj_weight.requires_grad)
-                and query.dtype == self.in_proj_weight.dtype):
-            linear = cpu_linear(query.dtype)
+                and self._qkv_same_embed_dim and self.bias_k is None and not self.add_zero_attn):
             b, t, c = query.shape
             h = self.num_heads
-            qkv = linear(query, self.in_proj_weight, self.in_proj_bias).view(b, t, 3, h, c // h)
+            qkv = _onednn(query, packed(self.in_proj_weight), self.in_proj_bias).view(b, t, 3, h, c // h)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                     # (B, H, T, D) each
             out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, c)
-            return linear(out, self.out_proj.weight, self.out_proj.bias), None
+            return _onednn(out, packed(self.out_proj.weight), self.out_proj.bias), None
         return super().forward(query, key, value, key_padding_mask=key_padding_mask, need_weights=need_weights,
                                attn_mask=attn_mask, average_attn_weights=average_attn_weights, is_causal=is_causal)
 
 
+class _FusedAway(nn.Identity):
+    """Where a GELU module was before `use_cpu_linear` fused it into the linear layer that feeds it."""
+
+    def __init__(self, approximate: str):
+        super().__init__()
+        self.approximate = approximate
+
+    def extra_repr(self) -> str:
+        return f"GELU(approximate={self.approximate!r}) fused into the linear before"
+
+
 def use_cpu_linear(model: nn.Module) -> nn.Module:
     """Make every plain nn.Linear of `model` a `CpuLinear` and every nn.MultiheadAttention a
-    `CpuMultiheadAttention` (in place, same parameters; subclasses of nn.Linear such as attention's
-    out_proj, which their owners call functionally, are left alone). Returns `model`."""
+    `CpuMultiheadAttention` (in place, same parameters and state dict; subclasses of nn.Linear such as
+    attention's out_proj, which their owners call functionally, are left alone). In an nn.Sequential,
+    an nn.Linear followed by an nn.GELU takes the GELU into its own call (open_clip's MLPs). Returns `model`."""
     for m in model.modules():
         if type(m) is nn.Linear:
             m.__class__ = CpuLinear
         elif type(m) is nn.MultiheadAttention:
             m.__class__ = CpuMultiheadAttention
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            names = list(seq._modules)
+            for a, b in zip(names, names[1:]):
+                lin, act = seq._modules[a], seq._modules[b]
+                if type(lin) is CpuLinear and lin.gelu is None and type(act) is nn.GELU:
+                    lin.gelu = act.approximate
+                    seq._modules[b] = _FusedAway(act.approximate)
     return model

@@ -70,6 +70,17 @@ def _resize_pool():
     return ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="clip-resize")
 
 
+def _trained_with_quick_gelu(model: str, pretrained: str | None) -> bool:
+    """Whether open_clip's tag `pretrained` of `model` was trained with QuickGELU (OpenAI's own weights,
+    which ClipCap's checkpoints were trained on). open_clip 3 builds its `ViT-B-32` with nn.GELU and only
+    warns when such weights are loaded into it; the features then drift from the real CLIP's."""
+    import open_clip
+
+    if not pretrained or os.path.isfile(pretrained) or model.startswith(("local-dir:", "hf-hub:")):
+        return False
+    return bool((open_clip.get_pretrained_cfg(model, pretrained) or {}).get("quick_gelu"))
+
+
 class ClipEncoder:
     """An open_clip model with batched preprocessing; `spec` identifies it (for caches and checkpoints).
 
@@ -124,8 +135,9 @@ class ClipEncoder:
             raise ClipPrefixError(
                 f"CLIP weights '{pretrained}' for {model} are neither a known open_clip tag "
                 f"({', '.join(open_clip.list_pretrained_tags_by_model(model)) or 'none'}) nor an existing file.")
+        quick_gelu = _trained_with_quick_gelu(model, pretrained)
         try:
-            net = open_clip.create_model(model, pretrained=pretrained, cache_dir=cache_dir)
+            net = open_clip.create_model(model, pretrained=pretrained, cache_dir=cache_dir, force_quick_gelu=quick_gelu)
         except (RuntimeError, OSError, ValueError) as e:
             from .hub import offline_message
             raise ClipPrefixError(offline_message(f"CLIP weights {model}/{pretrained}", e)) from e
@@ -139,6 +151,7 @@ class ClipEncoder:
             "model": name or (_local_name(model[len("local-dir:"):]) if model.startswith("local-dir:") else model),
             "pretrained": os.path.basename(pretrained) if pretrained and os.path.isfile(pretrained) else pretrained,
             "output": output,
+            **({"activation": "quick_gelu"} if quick_gelu else {}),
             "embed_dim": int(net.visual.output_dim),
             "preprocess": {"size": int(size), "mean": list(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
                            "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),

@@ -201,7 +201,8 @@ class FeatureCache:
 
 
 def _describe(spec: dict) -> str:
-    return f"{spec.get('model')}/{spec.get('pretrained')}" + (" (L2-normalised)" if spec.get("normalize") else "")
+    return (f"{spec.get('model')}/{spec.get('pretrained')}" + (" (QuickGELU)" if spec.get("activation") == "quick_gelu" else "")
+            + (" (L2-normalised)" if spec.get("normalize") else ""))
 
 
 def _read_index(root: Path) -> dict | None:

@@ -25,7 +25,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from .cpu_linear import cpu_linear
+from .cpu_linear import cpu_linear, pack
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, GPT2Steps]" = weakref.WeakKeyDictionary()
 
@@ -41,6 +41,10 @@ def gpt2_steps(lm) -> "GPT2Steps | None":
     if steps is None or steps.stale(lm):
         steps = _CACHE[lm] = GPT2Steps(lm)
     return steps
+
+
+# transformers' activation modules that are exactly F.gelu (up to rounding) -> the GELU oneDNN fuses into c_fc
+_GELU = {"NewGELUActivation": "tanh", "GELUTanh": "tanh", "PytorchGELUTanh": "tanh", "GELUActivation": "none"}
 
 
 def _scaling(attn, layer_idx: int) -> float:
@@ -66,10 +70,13 @@ class GPT2Steps:
         self.blocks = []
         for i, blk in enumerate(t.h):
             convs = (blk.attn.c_attn, blk.attn.c_proj, blk.mlp.c_fc, blk.mlp.c_proj)
-            mats = tuple((c.weight.detach().t().contiguous() if self.cpu else c.weight.detach(), c.bias.detach())
+            mats = tuple((pack(c.weight.detach().t()) if self.cpu else c.weight.detach(), c.bias.detach())
                          for c in convs)
-            self.blocks.append((blk.ln_1, blk.ln_2, blk.mlp.act, _scaling(blk.attn, i), mats))
-        self.head = lm.lm_head.weight.detach()
+            gelu = _GELU.get(type(blk.mlp.act).__name__) if self.cpu else None
+            self.blocks.append((blk.ln_1, blk.ln_2, blk.mlp.act, _scaling(blk.attn, i), mats,
+                                cpu_linear(self.wte.dtype, gelu) if gelu else None))
+        head = lm.lm_head.weight.detach()
+        self.head = pack(head) if self.cpu else head
         self.head_bias = None if lm.lm_head.bias is None else lm.lm_head.bias.detach()
 
     def stale(self, lm) -> bool:
@@ -78,6 +85,9 @@ class GPT2Steps:
     def _lin(self, x: torch.Tensor, wb) -> torch.Tensor:
         w, b = wb
         return self.linear(x, w, b) if self.cpu else torch.addmm(b, x, w)
+
+    def _mlp_in(self, x: torch.Tensor, act, fc, fc_gelu) -> torch.Tensor:
+        return fc_gelu(x, *fc) if fc_gelu is not None else act(self._lin(x, fc))
 
     @torch.inference_mode()
     def prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -88,12 +98,12 @@ class GPT2Steps:
         h = self.n_head
         x = embeds + self.wpe[:t]
         kv = []
-        for ln_1, ln_2, act, scale, (qkv, proj, fc, fc2) in self.blocks:
+        for ln_1, ln_2, act, scale, (qkv, proj, fc, fc2), fc_gelu in self.blocks:
             q, k, v = self._lin(ln_1(x).view(b * t, c), qkv).view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
             kv.append((k, v))
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
             x = x + self._lin(att.transpose(1, 2).reshape(b * t, c), proj).view(b, t, c)
-            x = x + self._lin(act(self._lin(ln_2(x).view(b * t, c), fc)), fc2).view(b, t, c)
+            x = x + self._lin(self._mlp_in(ln_2(x).view(b * t, c), act, fc, fc_gelu), fc2).view(b, t, c)
         return self.linear(self.ln_f(x[:, -1]), self.head, self.head_bias).float(), kv
 
     @torch.inference_mode()
@@ -105,10 +115,10 @@ class GPT2Steps:
         x = F.embedding(tokens, self.wte) + self.wpe[pos]    # (B, C)
         b, c = x.shape
         h = self.n_head
-        for (ln_1, ln_2, act, scale, (qkv, proj, fc, fc2)), layer in zip(self.blocks, layers):
+        for (ln_1, ln_2, act, scale, (qkv, proj, fc, fc2), fc_gelu), layer in zip(self.blocks, layers):
             q, k, v = self._lin(ln_1(x), qkv).view(b, 3, h, c // h).unbind(1)      # (B, H, D) each
             keys, values = layer.update(k[:, :, None], v[:, :, None])              # (B, H, pos+1, D) views
             att = torch.matmul(q[:, :, None], keys.transpose(-1, -2)).mul_(scale).softmax(-1)
             x = x + self._lin(torch.matmul(att, values).view(b, c), proj)
-            x = x + self._lin(act(self._lin(ln_2(x), fc)), fc2)
+            x = x + self._lin(self._mlp_in(ln_2(x), act, fc, fc_gelu), fc2)
         return self.linear(self.ln_f(x), self.head, self.head_bias).float()

@@ -300,5 +300,11 @@ def test_written_out_step_follows_weight_changes(gpt2):
     with torch.no_grad():
         c_attn[3] += 1.0                                 # a training step changes a weight in place
     again = gpt2_steps(lm)
-    assert again is not first and torch.equal(again.blocks[0][4][0][0], c_attn.t())
-    assert not torch.equal(first.blocks[0][4][0][0], c_attn.t())    # the old copy was stale
+
+    def weight_seen_by(steps):     # the (possibly packed, opaque) copy, read back through its own linear
+        eye = torch.eye(c_attn.shape[0])
+        return steps.linear(eye, steps.blocks[0][4][0][0], None)       # = weight (in, out), as Conv1D holds it
+
+    with torch.inference_mode():
+        assert again is not first and torch.equal(weight_seen_by(again), c_attn)
+        assert not torch.equal(weight_seen_by(first), c_attn)          # the old copy was stale

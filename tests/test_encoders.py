@@ -72,3 +72,37 @@ def test_tiny_clip_knows_the_synthetic_world(enc):
     txt = enc.encode_text([s.caption() for s in stills])
     acc = (img @ txt.T).argmax(-1).eq(torch.arange(len(stills))).float().mean().item()
     assert acc > 0.6, acc    # chance is 1/96
+
+
+@pytest.mark.parametrize("tag, quick", [("openai", True), ("laion2b_s34b_b79k", False)])
+def test_openai_weights_get_the_quick_gelu_they_were_trained_with(monkeypatch, tag, quick):
+    """open_clip 3 builds ViT-B-32 with nn.GELU and only warns when OpenAI's QuickGELU-trained weights are
+    loaded into it; the encoder must ask for QuickGELU itself (no download here: the tiny tower stands in)."""
+    from clipprefix.tiny import tiny_clip_dir
+
+    real, seen = open_clip.create_model, {}
+
+    def fake(name, pretrained=None, **kw):
+        seen.update(name=name, pretrained=pretrained, **kw)
+        return real(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=kw.get("force_quick_gelu", False))
+
+    monkeypatch.setattr(open_clip, "create_model", fake)
+    enc = ClipEncoder.load("ViT-B-32", tag)
+    assert seen["name"] == "ViT-B-32" and seen["pretrained"] == tag
+    assert seen.get("force_quick_gelu", False) is quick
+    acts = {type(m).__name__ for m in enc.model.modules()}
+    assert ("QuickGELU" in acts) is quick
+    assert (enc.spec.get("activation") == "quick_gelu") is quick   # caches made with plain GELU are refused
+
+
+def test_quick_gelu_changes_features():
+    """The activation matters: the same weights with GELU and QuickGELU give different features."""
+    from clipprefix.tiny import tiny_clip_dir
+
+    torch.manual_seed(0)
+    a = open_clip.create_model(f"local-dir:{tiny_clip_dir()}").eval()
+    b = open_clip.create_model(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=True).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, a.visual.image_size[0], a.visual.image_size[0])
+    with torch.inference_mode():
+        assert (a.encode_image(x) - b.encode_image(x)).abs().max() > 1e-3
