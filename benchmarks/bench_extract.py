@@ -11,9 +11,13 @@ centres); the runs are interleaved and the medians reported, since other process
 - seeds: OpenCV decodes and converts every frame to BGR, keeps the 16 chosen ones (the fork kept all
   of them in a list), then PIL + torchvision preprocessing and CLIP one frame at a time.
 - clipprefix: `video.sample(path, uniform(16), short_side=224)` (seeks across keyframes, skips
-  frames nothing depends on, converts only the chosen frames, straight to 224 px) and one CLIP batch.
+  frames nothing depends on, converts only the chosen frames, straight to 224 px) and one CLIP batch,
+  in the dtype `clipprefix extract` picks by default (`--dtype auto`: bf16 on a CPU with bf16 units,
+  else fp32) and in the other one of fp32/bf16.
 
-Exit status 1 if the two sides choose frames more than one frame apart.
+Both sides build ViT-B/32 with QuickGELU, as OpenAI's weights (the default encoder) need.
+Exit status 1 if the two sides choose frames more than one frame apart, or if bf16 features drift
+from fp32's (cosine < 0.999).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 
 from clipprefix import paths, synthetic, video
-from clipprefix.encoders import ClipEncoder
+from clipprefix.encoders import ClipEncoder, resolve_dtype
 
 
 def make_clip(path: Path, seconds: int, fps: int = 30, size=(1280, 720)) -> Path:
@@ -108,36 +112,40 @@ def main(argv=None) -> int:
     spec = {"model": "ViT-B-32", "pretrained": None, "embed_dim": 512,
             "preprocess": {"size": 224, "mean": list(pp["mean"]), "std": list(pp["std"]),
                            "interpolation": "bicubic", "resize_mode": "shortest"}}
-    enc = ClipEncoder(copy.deepcopy(model), spec)     # the seeds' side keeps open_clip's model as it is
-    enc_bf16 = ClipEncoder(open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval(), spec,
-                           dtype=torch.bfloat16)
-    enc_bf16.model.load_state_dict({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
+    auto = resolve_dtype("auto", "cpu")                # what `clipprefix extract` uses by default here
+    other = torch.float32 if auto != torch.float32 else torch.bfloat16
+    encoders = {}
+    for dt in (auto, other):                           # the seeds' side keeps open_clip's model as it is
+        encoders[dt] = ClipEncoder(copy.deepcopy(model), spec, dtype=dt)
+    short = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+    names = {auto: f"clipprefix (auto={short[auto]})", other: f"clipprefix --dtype {short[other]}"}
     times = [(s + e) / 2 for s, e in video.uniform(args.frames).slots(info)]
 
     with torch.inference_mode():
         model.encode_image(torch.zeros(1, 3, 224, 224))   # warm-up: first calls allocate
-        enc_bf16.encode_pixels(torch.zeros(1, 3, 224, 224))
+        for enc in encoders.values():
+            enc.encode_pixels(torch.zeros(2, 3, 224, 224))
     load_before = os.getloadavg()[0]
-    walls = {"seeds": [], "clipprefix": [], "clipprefix-bf16": []}
+    walls = {"seeds": [], names[auto]: [], names[other]: []}
     decode = {k: [] for k in walls}
+    feats = {}
     for _ in range(args.repeats):   # interleaved: slow phases of a shared CPU hit every side
-        split = [{}, {}, {}]
+        split = {}
         t = time.perf_counter()
-        f_seed, idx_seed = seeds_way(clip, times, model, transform, split[0])
+        f_seed, idx_seed = seeds_way(clip, times, model, transform, split.setdefault("seeds", {}))
         walls["seeds"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        f_ours, frames = our_way(clip, args.frames, enc, split[1])
-        walls["clipprefix"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        f_bf16, _ = our_way(clip, args.frames, enc_bf16, split[2])
-        walls["clipprefix-bf16"].append(time.perf_counter() - t)
-        for name, sp in zip(walls, split):
+        for dt, enc in encoders.items():
+            t = time.perf_counter()
+            feats[dt], frames = our_way(clip, args.frames, enc, split.setdefault(names[dt], {}))
+            walls[names[dt]].append(time.perf_counter() - t)
+        for name, sp in split.items():
             decode[name].append(sp["decode"])
 
     idx_ours = [int(round(f.time * info.fps)) for f in frames]
     off = max(abs(a - b) for a, b in zip(idx_ours, idx_seed))
+    f_ours = feats[torch.float32]
     cos = torch.nn.functional.cosine_similarity(f_ours, f_seed).min().item()
-    cos_bf16 = torch.nn.functional.cosine_similarity(f_bf16, f_ours).min().item()
+    cos_bf16 = torch.nn.functional.cosine_similarity(feats[torch.bfloat16], f_ours).min().item()
     n_video_frames = info.frame_count
     print(f"\n{info.width}x{info.height} {info.fps:.0f} fps, {info.duration:.0f} s ({n_video_frames} frames), "
           f"{args.frames} uniform frames, CLIP ViT-B/32 (random weights), {torch.get_num_threads()} CPU threads, "
@@ -146,11 +154,13 @@ def main(argv=None) -> int:
     base = statistics.median(walls["seeds"])
     for name, w in walls.items():
         m, d = statistics.median(w), statistics.median(decode[name])
-        print(f"  {name:16s} {m:6.2f} s wall (frames {d:5.2f} s, CLIP {m - d:5.2f} s)  "
+        print(f"  {name:28s} {m:6.2f} s wall (frames {d:5.2f} s, CLIP {m - d:5.2f} s)  "
               f"{n_video_frames / m:6.0f} video frames/s  {args.frames / m:5.1f} sampled frames/s  x{base / m:4.1f}")
     print(f"  frame choice: max |index difference| = {off} (clipprefix {idx_ours[:4]}..., seeds {idx_seed[:4]}...)")
     print(f"  features: min cosine clipprefix vs seeds {cos:.4f} (resize path differs), bf16 vs fp32 {cos_bf16:.4f}")
-    return 0 if off <= 1 else 1
+    if cos_bf16 < 0.999:
+        print("FAIL: bf16 features drift from fp32's (cosine < 0.999)")
+    return 0 if off <= 1 and cos_bf16 >= 0.999 else 1
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ Scale-out: `--shard i/n` (or torchrun's RANK / WORLD_SIZE) makes process i write
 over every n-th item; `clipprefix extract --merge --out OUT` then writes one index over all parts
 without copying a byte of features.
 - MSR-VTT (10k clips x 16 frames = 160k CLIP images): one process. On a 2-core CPU ViT-B/32 costs
-  about 0.5 s per clip (`--dtype bf16` about 0.2 s), so the train split takes about an hour; on a GPU
-  decoding is the limit, so raise `--workers` to the CPU cores.
+  about 0.5 s per clip in fp32 and 0.25-0.35 s in bf16 (the default `--dtype auto` where the CPU has
+  bf16 units: features within cosine 0.9999 of fp32's), so the train split takes under an hour; on a
+  GPU (fp16 by default, like OpenAI's `clip.load`) decoding is the limit, so raise `--workers` to the
+  CPU cores.
 - WebVid-sized (10M clips): one process per GPU, all with the same --out on a shared file system,
   e.g. `torchrun --nnodes N --nproc-per-node 8 -m clipprefix.cli extract ... --device cuda`, or array
   jobs with `--shard $TASK/$NTASKS`; a killed part resumes where it stopped; merge once at the end.
@@ -338,8 +340,10 @@ def _open_or_create(root: Path, meta: dict, part: str | None, overwrite: bool) -
     if index is not None:
         if _canon(index["meta"]) != _canon(meta):
             diff = sorted(k for k in set(meta) | set(index["meta"]) if _canon(meta.get(k)) != _canon(index["meta"].get(k)))
-            raise ClipPrefixError(f"{root} holds a feature cache made with other settings ({', '.join(diff)} differ); "
-                                  "use another --out or --overwrite.")
+            was = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(index["meta"].get("compute_dtype"))
+            hint = f": it was computed in {was}, pass --dtype {was} to resume it" if diff == ["compute_dtype"] and was else ""
+            raise ClipPrefixError(f"{root} holds a feature cache made with other settings ({', '.join(diff)} differ"
+                                  f"{hint}); use another --out or --overwrite.")
         # a kill between a shard's rename and the index update: trust the shards on disk
         index["shards"] = sorted(p.name for p in root.glob("shard-*.safetensors") if _SHARD_RE.match(p.name))
     else:
@@ -356,13 +360,14 @@ def _open_or_create(root: Path, meta: dict, part: str | None, overwrite: bool) -
 
 def extract(dataset: str, root: str | os.PathLike, out: str | os.PathLike, *, split: str = "train",
             encoder=None, model: str = "ViT-B-32", pretrained: str | None = "openai", device: str = "cpu",
-            dtype=None, normalize: bool = False, sampling: str | video.Sampling = "uniform:16",
+            dtype="auto", normalize: bool = False, sampling: str | video.Sampling = "uniform:16",
             batch_size: int = 64, workers: int = 2, shard: tuple[int, int] = (0, 1), shard_items: int = 512,
             fast_resize: bool = True, max_frames: int = 256, limit: int | None = None, overwrite: bool = False,
             progress: bool = True) -> ExtractResult:
     """Write (or complete) the CLIP feature cache of one dataset split in `out`.
 
-    `encoder` is a `ClipEncoder` (else one is loaded from model/pretrained/device/dtype/normalize).
+    `encoder` is a `ClipEncoder` (else one is loaded from model/pretrained/device/dtype/normalize; dtype
+    'auto' is bf16 on CPUs with bf16 units and fp16 on CUDA, see `encoders.resolve_dtype`).
     `sampling` picks video frames ('uniform:16', 'every:2', 'fps:1', 'scenes'); images give T = 1.
     `shard=(i, n)` processes every n-th item into `out/parts/iofn` (merge them with `merge(out)`).
     `fast_resize` lets libswscale shrink video frames to the encoder's size while converting them
@@ -561,7 +566,8 @@ def add_extract_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="frames per CLIP batch")
     p.add_argument("--workers", type=int, default=max(1, min(8, (os.cpu_count() or 2))), help="decode threads")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:1 | auto")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="CLIP weights dtype")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="CLIP compute dtype; auto: fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32")
     p.add_argument("--shard", help="i/n: process every n-th item into OUT/parts/iofn (default: RANK/WORLD_SIZE)")
     p.add_argument("--shard-items", type=int, default=512, help="items per shard file")
     p.add_argument("--limit", type=int, help="only the first N items (smoke runs)")
@@ -590,7 +596,7 @@ def run_extract(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and "LOCAL_RANK" in os.environ:   # torchrun: one GPU per process
         device = f"cuda:{os.environ['LOCAL_RANK']}"
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    dtype = args.dtype
     res = extract(name, root, out, split=args.split, model=args.model, pretrained=args.pretrained or None,
                   device=device, dtype=dtype, normalize=args.normalize, sampling=args.sampling,
                   batch_size=args.batch_size, workers=args.workers, shard=_parse_shard(args.shard),

@@ -36,3 +36,58 @@ def test_swapped_layers_compute_what_the_stock_ones_do():
     y = block["fc"](x)                                                 # training: autograd still works
     y.sum().backward()
     assert block["fc"].weight.grad is not None
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "quick_gelu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_activation_fused_into_the_linear_computes_the_same_mlp(act, dtype):
+    from open_clip.transformer import QuickGELU
+
+    from clipprefix.cpu_linear import _FusedAway
+
+    torch.manual_seed(0)
+    layer = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "quick_gelu": QuickGELU()}[act]
+    mlp = nn.Sequential(nn.Linear(48, 192), layer, nn.Linear(192, 48)).eval().to(dtype)
+    stock = copy.deepcopy(mlp)
+    use_cpu_linear(mlp)
+    assert isinstance(mlp[1], _FusedAway) and mlp[0].gelu is not None       # the activation moved into mlp[0]
+    assert mlp.state_dict().keys() == stock.state_dict().keys()
+    x = (torch.randn(5, 7, 48) * 2).to(dtype)
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    with torch.inference_mode():
+        torch.testing.assert_close(mlp(x).float(), stock(x).float(), atol=tol, rtol=tol)
+    if dtype == torch.float32:                                             # the training path: exact, with grads
+        mlp.train()
+        y = mlp(x)
+        torch.testing.assert_close(y, stock.train()(x), atol=1e-6, rtol=1e-6)
+        y.sum().backward()
+        assert mlp[0].weight.grad is not None
+
+
+def test_packed_weights_follow_in_place_changes():
+    torch.manual_seed(0)
+    fc = use_cpu_linear(nn.Sequential(nn.Linear(16, 8))).eval()[0]
+    x = torch.randn(3, 16)
+    with torch.inference_mode():
+        before = fc(x)
+    with torch.no_grad():
+        fc.weight.mul_(2.0)                                                  # e.g. load_state_dict, an optimiser step
+    with torch.inference_mode():
+        after = fc(x)
+    torch.testing.assert_close(after - fc.bias, 2 * (before - fc.bias), atol=1e-5, rtol=1e-5)
+
+
+def test_quick_gelu_clip_tower_equals_stock():
+    """A whole open_clip tower built with QuickGELU (as OpenAI's weights are): fused == stock."""
+    import open_clip
+
+    from clipprefix.tiny import tiny_clip_dir
+
+    torch.manual_seed(0)
+    net = open_clip.create_model(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=True).eval()
+    stock = copy.deepcopy(net)
+    use_cpu_linear(net)
+    assert any(getattr(m, "gelu", None) == "quick" for m in net.visual.modules())
+    x = torch.randn(3, 3, net.visual.image_size[0], net.visual.image_size[0])
+    with torch.inference_mode():
+        torch.testing.assert_close(net.encode_image(x), stock.encode_image(x), atol=1e-4, rtol=1e-4)

@@ -217,6 +217,21 @@ def test_cli_extract_coco(tmp_path, synth_root):
     assert len(cache) == 4 and np.isfinite(cache.features(cache.ids[0]).float().numpy()).all()
 
 
+def test_cli_dtype_auto_is_recorded_and_another_dtype_cannot_resume(tmp_path, synth_root, capsys):
+    from clipprefix.encoders import resolve_dtype
+
+    out = tmp_path / "coco"
+    args = ["extract", "--dataset", "coco", "--root", str(synth_root / "coco"), "--split", "test",
+            "--out", str(out), "--model", "tiny", "--quiet"]
+    assert cli.main(args) == 0                                    # --dtype auto, the default
+    auto = str(resolve_dtype("auto", "cpu")).replace("torch.", "")
+    assert F.FeatureCache.open(out).meta["compute_dtype"] == auto
+    was, other = ("bf16", "fp32") if auto == "bfloat16" else ("fp32", "bf16")
+    assert cli.main(args + ["--dtype", other]) != 0
+    assert f"(compute_dtype differ: it was computed in {was}, pass --dtype {was} to resume it)" in capsys.readouterr().err
+    assert cli.main(args + ["--dtype", was]) == 0
+
+
 def test_damaged_shard_is_named(tmp_path, msrvtt_cache):
     out = tmp_path / "damaged"
     shutil.copytree(msrvtt_cache[0], out)
