@@ -117,7 +117,7 @@ class ClipEncoder:
     `cpu_linear`'s (the same weights; oneDNN's fp32 products on a CPU, about twice MKL's speed on AMD CPUs)."""
 
     def __init__(self, model: torch.nn.Module, spec: dict, tokenizer=None, *, normalize: bool = False,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+                 device: str | torch.device = "cpu", dtype: "torch.dtype | str | None" = None):
         from .cpu_linear import use_cpu_linear
 
         self.model = use_cpu_linear(model.eval())
@@ -137,7 +137,7 @@ class ClipEncoder:
     # ---------------------------------------------------------------- loading
     @classmethod
     def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
-             dtype: torch.dtype | None = None, normalize: bool = False, cache_dir: str | None = None,
+             dtype: "torch.dtype | str | None" = None, normalize: bool = False, cache_dir: str | None = None,
              weights: str | os.PathLike | None = None, output: str = "embed",
              name: str | None = None) -> "ClipEncoder":
         """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
