@@ -36,18 +36,32 @@ DEFAULT_MODEL = "clipcap-coco"
 _LOADED: dict[tuple, Any] = {}
 
 
-def load_captioner(model: str, device: str = "cpu"):
-    """`Captioner.from_pretrained(model)`, kept per process (notebooks, widgets and tests reuse it)."""
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def load_captioner(model: str, device: str = "cpu", dtype: str = "fp32"):
+    """`Captioner.from_pretrained(model)` in `dtype` (fp32, bf16 or fp16: CLIP, mapper and LM), kept per
+    process (notebooks, widgets and tests reuse it)."""
+    import torch
+
     from .captioner import Captioner
     from .checkpoint import resolve
 
+    if dtype not in DTYPES:
+        raise ClipPrefixError(f"dtype must be one of {', '.join(DTYPES)}, got '{dtype}'.")
     folder = resolve(model)
     cfg = folder / "config.json"
-    key = (str(folder.resolve()), cfg.stat().st_mtime_ns, str(device))
+    key = (str(folder.resolve()), cfg.stat().st_mtime_ns, str(device), dtype)
     if key not in _LOADED:
         _LOADED.clear()        # one model at a time: they can be large
-        _LOADED[key] = Captioner.from_pretrained(folder, device=device)
+        _LOADED[key] = Captioner.from_pretrained(folder, device=device, dtype=getattr(torch, DTYPES[dtype]))
     return _LOADED[key]
+
+
+def add_dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", default="fp32", choices=list(DTYPES),
+                   help="weights and compute dtype; bf16 is about twice as fast on CPUs with bf16 units "
+                        "(AVX512-BF16, AMX) and on GPUs, fp16 on GPUs")
 
 
 # ------------------------------------------------------------------ inputs
@@ -208,6 +222,7 @@ def add_caption_parser(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_dtype_arg(p)
     p.add_argument("--batch-size", type=int, default=32, help="images (or video segments) per batch")
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of path<TAB>caption")
     p.add_argument("--render", metavar="DIR", help="write each image with its caption drawn under it into DIR")
@@ -277,7 +292,7 @@ def run_caption(args) -> int:
         for out in ([Path(args.out)] if args.out else [v.parent / f"{v.stem}_captions" for v in inputs.videos]):
             check_writable(out, "output folder")
 
-    captioner = load_captioner(args.model, args.device)
+    captioner = load_captioner(args.model, args.device, args.dtype)
     progress = False if args.no_progress else None
     failed, done = len(inputs.errors), 0
     if inputs.images:

@@ -134,9 +134,12 @@ class Captioner:
         return str(url)
 
     def to(self, device=None, dtype=None) -> "Captioner":
+        """Move the model, and CLIP once loaded, to `device` and/or `dtype`; returns self."""
         self.device = torch.device(device) if device else self.device
         self.dtype = dtype or self.dtype
         self.model.to(self.device, self.dtype)
+        if self._encoder is not None:
+            self._encoder.to(self.device, self.dtype)
         return self
 
     # ------------------------------------------------------------------ parts
@@ -157,17 +160,18 @@ class Captioner:
 
     @property
     def encoder(self):
-        """The CLIP encoder named in the config, loaded on first use."""
+        """The CLIP encoder named in the config, loaded on first use, in the captioner's device and dtype."""
         if self._encoder is None:
             from .encoders import ClipEncoder
 
             c = self.config["clip"]
             if c.get("included"):
                 self._encoder = ClipEncoder.load(f"local-dir:{self.clip_dir()}", None, device=self.device,
-                                                 output=c.get("output", "embed"), name=c.get("spec_name"))
+                                                 dtype=self.dtype, output=c.get("output", "embed"),
+                                                 name=c.get("spec_name"))
             else:
                 self._encoder = ClipEncoder.load(c["model"], c.get("pretrained"), device=self.device,
-                                                 output=c.get("output", "embed"))
+                                                 dtype=self.dtype, output=c.get("output", "embed"))
             if self._encoder.embed_dim != self.model.mapper_cfg.clip_dim:
                 raise ClipPrefixError(f"The CLIP model gives {self._encoder.embed_dim}-d features but the mapper "
                                       f"expects {self.model.mapper_cfg.clip_dim}-d.")

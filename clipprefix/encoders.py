@@ -193,6 +193,13 @@ class ClipEncoder:
             tokenizer = None
         return cls(net, spec, tokenizer, normalize=normalize, device=device, dtype=dtype)
 
+    def to(self, device=None, dtype=None) -> "ClipEncoder":
+        """Move the model to `device` and/or `dtype` (as `resolve_dtype` reads it); returns self."""
+        self.device = torch.device(device) if device is not None else self.device
+        self.dtype = resolve_dtype(dtype, self.device) if dtype is not None else self.dtype
+        self.model.to(self.device, self.dtype)
+        return self
+
     # ---------------------------------------------------------------- preprocessing
     def _resize_crop(self, img: Image.Image) -> np.ndarray:
         s = self.pre.size

@@ -303,7 +303,7 @@ def _window(title: str):
 
 # ------------------------------------------------------------------ CLI
 def add_live_parser(subparsers) -> None:
-    from .apps import DEFAULT_MODEL, add_decoding_args
+    from .apps import DEFAULT_MODEL, add_decoding_args, add_dtype_arg
 
     p = subparsers.add_parser("live", help="real-time captions from a webcam, file or stream",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -311,6 +311,7 @@ def add_live_parser(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
     p.add_argument("--device", default="cpu")
+    add_dtype_arg(p)
     p.add_argument("--headless", action="store_true", help="print timestamped captions instead of opening a window")
     p.add_argument("--srt", metavar="PATH",
                    help="where to save the session's SRT (default: <stem>_captions/<stem>.live.srt next to a file "
@@ -343,7 +344,7 @@ def run_live(args) -> int:
         raise ClipPrefixError(f"--srt must name a .srt file, got {srt}.")
     check_writable(srt.parent, "SRT folder")
     frames = open_source(args.source, speed=args.speed)      # fails early for a bad source
-    captioner = load_captioner(args.model, args.device)
+    captioner = load_captioner(args.model, args.device, args.dtype)
     gen = captioner.generation.updated(**decoding_overrides(args)).validate()
     show = None if args.headless else _window("clipprefix live")
     if show is None and not args.headless:

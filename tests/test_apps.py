@@ -57,6 +57,20 @@ def test_images_print_path_tab_caption_in_input_order(media, capsys):
     assert listing(media) == before                      # nothing written beside the inputs
 
 
+def test_dtype_option_runs_the_whole_captioner_in_it(media, capsys):
+    import torch
+
+    paths = sorted((media / "imgs").glob("*.jpg"))
+    rc, out, err = run(capsys, *paths, "--dtype", "bf16")
+    assert rc == 0 and err == "" and len(out.splitlines()) == len(paths)
+    bf = load_captioner("tiny", dtype="bf16")
+    assert bf.dtype == torch.bfloat16 and bf.encoder.dtype == torch.bfloat16
+    assert [line.split("\t", 1)[1] for line in out.splitlines()] == [c.text for c in bf.caption_images(paths)]
+    with pytest.raises(SystemExit) as e:
+        run(capsys, *paths, "--dtype", "int4")
+    assert e.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+
+
 def test_json_lines_carry_alternatives_and_settings(media, capsys):
     rc, out, _ = run(capsys, media / "imgs" / "im0.jpg", "--json", "--strategy", "beam", "--num-beams", "4",
                      "--num-return-sequences", "3", "--max-new-tokens", "5")

@@ -102,7 +102,12 @@ def test_bf16_weights_decode(cap, images):
     bf = Captioner.from_pretrained("tiny", dtype=torch.bfloat16)
     out = bf.caption_images(images[:2], max_new_tokens=5)
     assert bf.model.lm.transformer.wte.weight.dtype == torch.bfloat16
+    assert bf.encoder.dtype == torch.bfloat16                                  # CLIP follows the captioner
+    assert next(bf.encoder.model.parameters()).dtype == torch.bfloat16
     assert len(out) == 2 and all(1 <= len(c.tokens) <= 5 for c in out)
+    bf.to(dtype=torch.float32)                                                 # and moves with it
+    assert next(bf.encoder.model.parameters()).dtype == torch.float32 and bf.encoder.dtype == torch.float32
+    assert [c.text for c in bf.caption_images(images[:2])] == [c.text for c in cap.caption_images(images[:2])]
 
 
 def test_missing_corrupt_and_mismatched_checkpoints(tmp_path):
