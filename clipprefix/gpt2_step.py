@@ -51,6 +51,14 @@ def gpt2_steps(lm) -> "GPT2Steps | None":
 _GELU = {"NewGELUActivation": "tanh", "GELUTanh": "tanh", "PytorchGELUTanh": "tanh", "GELUActivation": "none"}
 
 
+def _gelu_kind(act) -> str | None:
+    """'tanh' / 'none' when `act` is a GELU oneDNN can fuse (nn.GELU, as `model.fuse_gelu` leaves GPT-2's,
+    or transformers' own), else None (the module is called as it is)."""
+    if type(act) is torch.nn.GELU:
+        return act.approximate
+    return _GELU.get(type(act).__name__)
+
+
 def _scaling(attn, layer_idx: int) -> float:
     """The factor on q.k: transformers' own `scaling` where it has one, else computed as GPT-2 does."""
     if hasattr(attn, "scaling"):
@@ -76,7 +84,7 @@ class GPT2Steps:
             convs = (blk.attn.c_attn, blk.attn.c_proj, blk.mlp.c_fc, blk.mlp.c_proj)
             mats = tuple((pack(c.weight.detach().t()) if self.cpu else c.weight.detach(), c.bias.detach())
                          for c in convs)
-            gelu = _GELU.get(type(blk.mlp.act).__name__) if self.cpu else None
+            gelu = _gelu_kind(blk.mlp.act) if self.cpu else None
             self.blocks.append((blk.ln_1, blk.ln_2, blk.mlp.act, _scaling(blk.attn, i), mats,
                                 cpu_linear(self.wte.dtype, gelu) if gelu else None))
         head = lm.lm_head.weight.detach()

@@ -264,26 +264,31 @@ def test_repetition_penalty_pushes_negative_logits_further_down():
     assert generate(lm, prefix_for([0]), cfg.updated(repetition_penalty=2.0), eos_token_id=EOS)[0][0].tokens == [1, 2]
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["gelu_new", "fuse_gelu"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_written_out_gpt2_step_equals_transformers(gpt2, dtype):
-    """gpt2_step.py against GPT2LMHeadModel itself: same logits for the next token, both weight layouts."""
+def test_written_out_gpt2_step_equals_transformers(gpt2, dtype, fused):
+    """gpt2_step.py against GPT2LMHeadModel itself: same logits for the next token, with transformers' own
+    activation and with the nn.GELU that ClipPrefixModel puts in (both fused into c_fc's product)."""
     import copy
 
     from clipprefix.decoding import _start
     from clipprefix.gpt2_step import gpt2_steps
+    from clipprefix.model import fuse_gelu
 
-    lm = copy.deepcopy(gpt2).to(dtype)
+    want_lm = copy.deepcopy(gpt2).to(dtype)
+    lm = fuse_gelu(copy.deepcopy(want_lm)) if fused else want_lm
     steps = gpt2_steps(lm)
     assert steps is not None and steps.cpu and steps.blocks[0][4][0][0].shape == (3 * 64, 64)   # (out, in) copies
+    assert steps.blocks[0][5] is not None                                   # the GELU went into c_fc's product
     prefix = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(4)).to(dtype)
     tokens = torch.tensor([5, 17, 90])
     with torch.inference_mode():
         first, cache, _ = _start(lm, prefix, None, room=4)
         tol = 1e-4 if dtype == torch.float32 else 0.1
-        torch.testing.assert_close(first, lm(inputs_embeds=prefix).logits[:, -1].float(), atol=tol, rtol=tol)
+        torch.testing.assert_close(first, want_lm(inputs_embeds=prefix).logits[:, -1].float(), atol=tol, rtol=tol)
         ours = steps(tokens, cache)
         full = torch.cat([prefix, lm.get_input_embeddings()(tokens)[:, None]], dim=1)
-        want = lm(inputs_embeds=full).logits[:, -1].float()
+        want = want_lm(inputs_embeds=full).logits[:, -1].float()
     torch.testing.assert_close(ours, want, atol=tol, rtol=tol)
     assert cache.layers[0].get_seq_length() == 6
 
