@@ -136,3 +136,24 @@ def test_evaluate_writes_beside_the_checkpoint_by_default(image_setup, tmp_path,
     out = tmp_path / "runs" / f"best_eval_{cache_dir.name}"
     assert json.loads((out / "metrics.json").read_text())["n_items"] == 2
     assert str(out / "metrics.json") in capsys.readouterr().out
+
+
+def test_a_cache_of_openai_clip_run_with_plain_gelu_is_refused(tmp_path):
+    """Caches written before the encoder built OpenAI's weights with QuickGELU hold drifted features;
+    they say so by lacking the "activation" entry that the encoder now records."""
+    from types import SimpleNamespace
+
+    from clipprefix.captioner import Captioner
+
+    cap = SimpleNamespace(config={"clip": {"model": "ViT-B-32", "pretrained": "openai"}},
+                          model=SimpleNamespace(mapper_cfg=SimpleNamespace(clip_dim=512)))
+    spec = {"model": "ViT-B-32", "pretrained": "openai", "embed_dim": 512, "output": "embed"}
+    old = SimpleNamespace(root=tmp_path / "old", spec=spec, embed_dim=512)
+    with pytest.raises(ClipPrefixError, match="run with plain GELU, but those weights were trained with QuickGELU"):
+        Captioner.check_cache(cap, old)
+    Captioner.check_cache(cap, SimpleNamespace(root=tmp_path / "new", spec=dict(spec, activation="quick_gelu"),
+                                               embed_dim=512))      # what the encoder writes now: accepted
+    laion = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}}
+    Captioner.check_cache(SimpleNamespace(config=laion, model=cap.model),
+                          SimpleNamespace(root=tmp_path / "l", spec=dict(spec, pretrained="laion2b_s34b_b79k"),
+                                          embed_dim=512))            # trained with GELU: nothing to refuse
