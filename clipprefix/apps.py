@@ -36,30 +36,25 @@ DEFAULT_MODEL = "clipcap-coco"
 _LOADED: dict[tuple, Any] = {}
 
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
 def load_captioner(model: str, device: str = "cpu", dtype: str = "fp32"):
     """`Captioner.from_pretrained(model)` in `dtype` (fp32, bf16 or fp16: CLIP, mapper and LM), kept per
     process (notebooks, widgets and tests reuse it)."""
-    import torch
-
     from .captioner import Captioner
     from .checkpoint import resolve
+    from .encoders import resolve_dtype
 
-    if dtype not in DTYPES:
-        raise ClipPrefixError(f"dtype must be one of {', '.join(DTYPES)}, got '{dtype}'.")
+    torch_dtype = resolve_dtype(dtype)
     folder = resolve(model)
     cfg = folder / "config.json"
-    key = (str(folder.resolve()), cfg.stat().st_mtime_ns, str(device), dtype)
+    key = (str(folder.resolve()), cfg.stat().st_mtime_ns, str(device), torch_dtype)
     if key not in _LOADED:
         _LOADED.clear()        # one model at a time: they can be large
-        _LOADED[key] = Captioner.from_pretrained(folder, device=device, dtype=getattr(torch, DTYPES[dtype]))
+        _LOADED[key] = Captioner.from_pretrained(folder, device=device, dtype=torch_dtype)
     return _LOADED[key]
 
 
 def add_dtype_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dtype", default="fp32", choices=list(DTYPES),
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="weights and compute dtype; bf16 is about twice as fast on CPUs with bf16 units "
                         "(AVX512-BF16, AMX) and on GPUs, fp16 on GPUs")
 

@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import load_lm, load_mapper_state, load_tokenizer, read_config, resolve, save_checkpoint
 from .decoding import GenerationConfig, generate
-from .encoders import _trained_with_quick_gelu
+from .encoders import trained_with_quick_gelu
 from .errors import ClipPrefixError
 from .mappers import MapperConfig
 from .model import ClipPrefixModel
@@ -191,7 +191,7 @@ class Captioner:
             raise ClipPrefixError(f"Feature cache {cache.root} was made with CLIP {spec.get('model')}/"
                                   f"{spec.get('pretrained')}, but this model reads {name}/{clip.get('pretrained')} "
                                   "features; extract them again with that CLIP.")
-        if name is not None and spec.get("activation") is None and _trained_with_quick_gelu(name, clip.get("pretrained")):
+        if name is not None and spec.get("activation") is None and trained_with_quick_gelu(name, clip.get("pretrained")):
             raise ClipPrefixError(f"Feature cache {cache.root} was made with {name}/{clip.get('pretrained')} run with "
                                   "plain GELU, but those weights were trained with QuickGELU (earlier clipprefix "
                                   "versions built it so); extract the features again.")

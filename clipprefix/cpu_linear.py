@@ -25,13 +25,14 @@ from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
 _WORKS: dict[torch.dtype, bool] = {}
-_GELU = {None: "", "none": "none", "tanh": "tanh"}      # our name -> oneDNN's GELU algorithm
+# our activation name -> oneDNN's post-op and its algorithm
+_POST_OP = {None: ("none", ""), "none": ("gelu", "none"), "tanh": ("gelu", "tanh"), "swish": ("swish", "")}
 
 
-def _onednn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, gelu: str | None = None) -> torch.Tensor:
-    if gelu is None:
-        return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-    return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], _GELU[gelu])
+def _onednn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str | None = None) -> torch.Tensor:
+    """oneDNN's linear, then `act`: None, GELU "none" (erf) / "tanh", or "swish" (y * sigmoid(y))."""
+    op, algorithm = _POST_OP[act]
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, op, [], algorithm)
 
 
 def onednn_works(dtype: torch.dtype) -> bool:
@@ -125,7 +126,7 @@ class CpuLinear(nn.Linear):
             w = _layer_weight(self.weight)
             if self.gelu == "quick":     # swish(1.702 y) / 1.702, with 1.702 y = W (1.702 x) + 1.702 b
                 b = None if self.bias is None else self.bias * QUICK
-                return torch.ops.mkldnn._linear_pointwise(x * QUICK, w, b, "swish", [], "").mul_(1.0 / QUICK)
+                return _onednn(x * QUICK, w, b, "swish").mul_(1.0 / QUICK)
             return _onednn(x, w, self.bias, self.gelu)
         y = super().forward(x)
         if self.gelu == "quick":

@@ -79,6 +79,9 @@ def native_bf16() -> bool:
     return bool(has) and onednn_works(torch.bfloat16)
 
 
+SHORT_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}   # as the CLIs spell them
+
+
 def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device" = "cpu") -> torch.dtype:
     """CLIP's compute dtype: a torch dtype, 'fp32'/'bf16'/'fp16', None (fp32), or 'auto': fp16 on CUDA
     (what OpenAI's `clip.load` gives there), bf16 on a CPU with bf16 units, fp32 otherwise.
@@ -87,8 +90,8 @@ def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device
     0.9999 to fp32's (benchmarks/bench_extract.py); caches store fp16 features either way."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {None: torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    names = {None: torch.float32, **{s: d for d, s in SHORT_NAMES.items()},
+             **{str(d).removeprefix("torch."): d for d in SHORT_NAMES}}
     if dtype == "auto":
         kind = torch.device(device).type
         if kind == "cuda":
@@ -99,7 +102,7 @@ def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device
     return names[dtype]
 
 
-def _trained_with_quick_gelu(model: str, pretrained: str | None) -> bool:
+def trained_with_quick_gelu(model: str, pretrained: str | None) -> bool:
     """Whether open_clip's tag `pretrained` of `model` was trained with QuickGELU (OpenAI's own weights,
     which ClipCap's checkpoints were trained on). open_clip 3 builds its `ViT-B-32` with nn.GELU and only
     warns when such weights are loaded into it; the features then drift from the real CLIP's."""
@@ -164,7 +167,7 @@ class ClipEncoder:
             raise ClipPrefixError(
                 f"CLIP weights '{pretrained}' for {model} are neither a known open_clip tag "
                 f"({', '.join(open_clip.list_pretrained_tags_by_model(model)) or 'none'}) nor an existing file.")
-        quick_gelu = _trained_with_quick_gelu(model, pretrained)
+        quick_gelu = trained_with_quick_gelu(model, pretrained)
         try:
             net = open_clip.create_model(model, pretrained=pretrained, cache_dir=cache_dir, force_quick_gelu=quick_gelu)
         except (RuntimeError, OSError, ValueError) as e:

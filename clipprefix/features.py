@@ -340,7 +340,8 @@ def _open_or_create(root: Path, meta: dict, part: str | None, overwrite: bool) -
     if index is not None:
         if _canon(index["meta"]) != _canon(meta):
             diff = sorted(k for k in set(meta) | set(index["meta"]) if _canon(meta.get(k)) != _canon(index["meta"].get(k)))
-            was = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(index["meta"].get("compute_dtype"))
+            from .encoders import SHORT_NAMES
+            was = {str(d).removeprefix("torch."): s for d, s in SHORT_NAMES.items()}.get(index["meta"].get("compute_dtype"))
             hint = f": it was computed in {was}, pass --dtype {was} to resume it" if diff == ["compute_dtype"] and was else ""
             raise ClipPrefixError(f"{root} holds a feature cache made with other settings ({', '.join(diff)} differ"
                                   f"{hint}); use another --out or --overwrite.")

@@ -15,7 +15,7 @@ Measured on a 2-core AVX-512 AMD CPU, GPT-2 small, all weights streamed from mem
 - oneDNN wants its weights in a blocked layout of its own (`cpu_linear.pack`), and handed GPT-2's
   Conv1D (in, out) or even an (out, in) weight it re-lays it out at every call. Packed once, the LM
   head at batch 1 takes 1.1 against 5.1 ms in bf16 (3.1 against 4.7 ms fp32); at batch 32, 4.6 against
-  7.5 ms; bench_caption's greedy batch-32 bf16 went from 33-43x to 49-60x the reference loop;
+  7.5 ms; bench_caption's greedy batch-32 bf16 went from 33-43x to 43-54x the reference loop;
 - GPT-2's MLP activation (tanh GELU) is fused into the c_fc product.
 
 So on a CPU the block weights and the LM head get packed copies (made on first use, rebuilt when a
