@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from clipprefix import paths, synthetic, video
-from clipprefix.encoders import ClipEncoder, resolve_dtype
+from clipprefix.encoders import SHORT_NAMES, ClipEncoder, resolve_dtype
 
 
 def make_clip(path: Path, seconds: int, fps: int = 30, size=(1280, 720)) -> Path:
@@ -117,8 +117,7 @@ def main(argv=None) -> int:
     encoders = {}
     for dt in (auto, other):                           # the seeds' side keeps open_clip's model as it is
         encoders[dt] = ClipEncoder(copy.deepcopy(model), spec, dtype=dt)
-    short = {torch.float32: "fp32", torch.bfloat16: "bf16"}
-    names = {auto: f"clipprefix (auto={short[auto]})", other: f"clipprefix --dtype {short[other]}"}
+    names = {auto: f"clipprefix (auto={SHORT_NAMES[auto]})", other: f"clipprefix --dtype {SHORT_NAMES[other]}"}
     times = [(s + e) / 2 for s, e in video.uniform(args.frames).slots(info)]
 
     with torch.inference_mode():
