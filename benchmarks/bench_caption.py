@@ -33,11 +33,11 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.cpu_linear import cpu_linear, pack
-from clipprefix.decoding import GenerationConfig, generate
-from clipprefix.encoders import ClipEncoder
-from clipprefix.mappers import MapperConfig
-from clipprefix.model import ClipPrefixModel
+from clipprefix.fast.cpu_linear import cpu_linear, pack
+from clipprefix.core.decoding import GenerationConfig, generate
+from clipprefix.core.encoder import ClipEncoder
+from clipprefix.core.mappers import MapperConfig
+from clipprefix.core.model import ClipPrefixModel
 
 TOKENS = 20
 K = 10

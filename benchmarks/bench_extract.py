@@ -32,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipprefix import paths, synthetic, video
-from clipprefix.encoders import SHORT_NAMES, ClipEncoder, resolve_dtype
+from clipprefix import synthetic
+from clipprefix.base import paths
+from clipprefix.data import video
+from clipprefix.core.encoder import SHORT_NAMES, ClipEncoder, resolve_dtype
 
 
 def make_clip(path: Path, seconds: int, fps: int = 30, size=(1280, 720)) -> Path:

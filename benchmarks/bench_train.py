@@ -40,9 +40,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.mappers import MapperConfig, MultiHeadAttention
-from clipprefix.model import ClipPrefixModel
-from clipprefix.train import CaptionPairs, Trainer, TrainConfig, epoch_order
+from clipprefix.core.mappers import MapperConfig, MultiHeadAttention
+from clipprefix.core.model import ClipPrefixModel
+from clipprefix.training.trainer import CaptionPairs, Trainer, TrainConfig, epoch_order
 
 K = 10
 CLIP_DIM = 512

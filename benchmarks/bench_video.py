@@ -37,11 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_caption import K, TOKENS, build, reference_greedy  # noqa: E402  the reference loop and model
 from bench_extract import make_clip  # noqa: E402  the cached 720p test clip
 
-from clipprefix import paths, video  # noqa: E402
-from clipprefix.captioner import Captioner  # noqa: E402
-from clipprefix.decoding import GenerationConfig  # noqa: E402
-from clipprefix.encoders import ClipEncoder  # noqa: E402
-from clipprefix.video_captions import caption_video  # noqa: E402
+from clipprefix.data import video  # noqa: E402
+from clipprefix.base import paths
+from clipprefix.core.captioner import Captioner  # noqa: E402
+from clipprefix.core.decoding import GenerationConfig  # noqa: E402
+from clipprefix.core.encoder import ClipEncoder  # noqa: E402
+from clipprefix.apps.video_captions import caption_video  # noqa: E402
 
 
 class IdTokenizer:
@@ -83,7 +84,7 @@ def ours(cap: Captioner, path: Path, n: int, out: Path):
 
 
 def live_numbers(cap: Captioner, path: Path, seconds: float) -> str:
-    from clipprefix.live import open_source, run_session
+    from clipprefix.apps.live import open_source, run_session
 
     r = run_session(cap, open_source(str(path)), max_seconds=seconds)
     s = r.lag_stats()
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
     if args.live_seconds > 0:
         print(f"live, {path.name} played in real time for {args.live_seconds:.0f} s (headless):")
         print(f"  ViT-B/32 + GPT-2, fp32: {live_numbers(cap32, path, args.live_seconds)}")
-        from clipprefix.apps import load_captioner
+        from clipprefix.apps.caption import load_captioner
         tiny = load_captioner("tiny")
         print(f"  tiny preset:            {live_numbers(tiny, path, args.live_seconds)}")
     return 0 if all(same) else 1

@@ -8,17 +8,17 @@ Heavy modules (torch, open_clip, transformers) load on first use, so `import cli
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .base import __version__
 
 _LAZY = {
-    "Captioner": ("captioner", "Captioner"),
-    "Caption": ("captioner", "Caption"),
-    "GenerationConfig": ("decoding", "GenerationConfig"),
-    "ClipEncoder": ("encoders", "ClipEncoder"),
-    "ClipPrefixModel": ("model", "ClipPrefixModel"),
-    "MapperConfig": ("mappers", "MapperConfig"),
-    "ClipPrefixError": ("errors", "ClipPrefixError"),
-    "new_captioner": ("presets", "new_captioner"),
+    "Captioner": ("core.captioner", "Captioner"),
+    "Caption": ("core.captioner", "Caption"),
+    "GenerationConfig": ("core.decoding", "GenerationConfig"),
+    "ClipEncoder": ("core.encoder", "ClipEncoder"),
+    "ClipPrefixModel": ("core.model", "ClipPrefixModel"),
+    "MapperConfig": ("core.mappers", "MapperConfig"),
+    "ClipPrefixError": ("base.errors", "ClipPrefixError"),
+    "new_captioner": ("core.presets", "new_captioner"),
 }
 
 __all__ = ["__version__", *_LAZY]

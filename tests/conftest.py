@@ -20,6 +20,6 @@ def synth_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_encoder():
     """The tiny local CLIP tower (built once into the clipprefix cache folder)."""
-    from clipprefix.encoders import ClipEncoder
+    from clipprefix.core.encoder import ClipEncoder
 
     return ClipEncoder.load("tiny")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipprefix import cli, synthetic
-from clipprefix.apps import collect_inputs, compare_decoding, load_captioner
+from clipprefix import synthetic
+from clipprefix.apps import cli
+from clipprefix.apps.caption import collect_inputs, compare_decoding, load_captioner
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -5,8 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from clipprefix import cli, synthetic
-from clipprefix.checkpoint import resolve
+from clipprefix import synthetic
+from clipprefix.apps import cli
+from clipprefix.core.checkpoint import resolve
 
 
 @pytest.fixture(autouse=True, scope="module")

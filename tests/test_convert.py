@@ -7,9 +7,9 @@ import torch.nn.functional as nnf
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.captioner import Captioner
-from clipprefix.cli import main
-from clipprefix.convert import convert_file
+from clipprefix.core.captioner import Captioner
+from clipprefix.apps.cli import main
+from clipprefix.core.convert import convert_file
 
 
 # ------------------------------------------------------------------ ClipCap, as its authors wrote it

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from clipprefix.cpu_linear import CpuLinear, CpuMultiheadAttention, cpu_linear, use_cpu_linear
+from clipprefix.fast.cpu_linear import CpuLinear, CpuMultiheadAttention, cpu_linear, use_cpu_linear
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -43,7 +43,7 @@ def test_swapped_layers_compute_what_the_stock_ones_do():
 def test_activation_fused_into_the_linear_computes_the_same_mlp(act, dtype):
     from open_clip.transformer import QuickGELU
 
-    from clipprefix.cpu_linear import _FusedAway
+    from clipprefix.fast.cpu_linear import _FusedAway
 
     torch.manual_seed(0)
     layer = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "quick_gelu": QuickGELU()}[act]
@@ -83,7 +83,7 @@ def test_quick_gelu_clip_tower_equals_stock():
     """A whole open_clip tower built with QuickGELU (as OpenAI's weights are): fused == stock."""
     import open_clip
 
-    from clipprefix.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import tiny_clip_dir
 
     torch.manual_seed(0)
     net = open_clip.create_model(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=True).eval()

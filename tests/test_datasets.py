@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from clipprefix import datasets as D
+from clipprefix.data import datasets as D
 from clipprefix import synthetic as S
-from clipprefix.errors import ClipPrefixError
+from clipprefix.base.errors import ClipPrefixError
 
 
 def test_msrvtt(synth_root):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.decoding import GenerationConfig, generate
-from clipprefix.errors import ClipPrefixError
+from clipprefix.core.decoding import GenerationConfig, generate
+from clipprefix.base.errors import ClipPrefixError
 
 V = 8
 EOS = 7
@@ -271,9 +271,9 @@ def test_written_out_gpt2_step_equals_transformers(gpt2, dtype, fused):
     activation and with the nn.GELU that ClipPrefixModel puts in (both fused into c_fc's product)."""
     import copy
 
-    from clipprefix.decoding import _start
-    from clipprefix.gpt2_step import gpt2_steps
-    from clipprefix.model import fuse_gelu
+    from clipprefix.core.decoding import _start
+    from clipprefix.fast.gpt2_step import gpt2_steps
+    from clipprefix.core.model import fuse_gelu
 
     want_lm = copy.deepcopy(gpt2).to(dtype)
     lm = fuse_gelu(copy.deepcopy(want_lm)) if fused else want_lm
@@ -296,7 +296,7 @@ def test_written_out_gpt2_step_equals_transformers(gpt2, dtype, fused):
 def test_written_out_step_follows_weight_changes(gpt2):
     import copy
 
-    from clipprefix.gpt2_step import gpt2_steps
+    from clipprefix.fast.gpt2_step import gpt2_steps
 
     lm = copy.deepcopy(gpt2)
     first = gpt2_steps(lm)

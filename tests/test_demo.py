@@ -4,9 +4,10 @@ import shutil
 
 import pytest
 
-from clipprefix import cli, demo
-from clipprefix.subtitles import parse_srt
-from clipprefix.synthetic import caption_parts
+from clipprefix.apps import cli
+from clipprefix.apps import demo
+from clipprefix.apps.subtitles import parse_srt
+from clipprefix.synthetic.layouts import caption_parts
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipprefix.encoders import ClipEncoder
-from clipprefix.errors import ClipPrefixError
+from clipprefix.core.encoder import ClipEncoder
+from clipprefix.base.errors import ClipPrefixError
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_tiny_clip_knows_the_synthetic_world(enc):
 def test_openai_weights_get_the_quick_gelu_they_were_trained_with(monkeypatch, tag, quick):
     """open_clip 3 builds ViT-B-32 with nn.GELU and only warns when OpenAI's QuickGELU-trained weights are
     loaded into it; the encoder must ask for QuickGELU itself (no download here: the tiny tower stands in)."""
-    from clipprefix.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import tiny_clip_dir
 
     real, seen = open_clip.create_model, {}
 
@@ -98,7 +98,7 @@ def test_openai_weights_get_the_quick_gelu_they_were_trained_with(monkeypatch, t
 
 def test_quick_gelu_changes_features():
     """The activation matters: the same weights with GELU and QuickGELU give different features."""
-    from clipprefix.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import tiny_clip_dir
 
     torch.manual_seed(0)
     a = open_clip.create_model(f"local-dir:{tiny_clip_dir()}").eval()
@@ -129,7 +129,7 @@ def test_bf16_features_of_the_trained_tower_agree_with_fp32(enc):
 
 
 def test_auto_dtype(monkeypatch):
-    from clipprefix import encoders
+    from clipprefix.core import encoder as encoders
 
     assert encoders.resolve_dtype("auto", "cuda") == torch.float16
     assert encoders.resolve_dtype("auto", "mps") == torch.float32

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from clipprefix import cli
-from clipprefix import features as F
-from clipprefix.captioner import Captioner
-from clipprefix.errors import ClipPrefixError
-from clipprefix.evaluate import evaluate, load_predictions
-from clipprefix.presets import new_captioner
+from clipprefix.apps import cli
+from clipprefix.data import extract as F
+from clipprefix.core.captioner import Captioner
+from clipprefix.base.errors import ClipPrefixError
+from clipprefix.evaluation.evaluate import evaluate, load_predictions
+from clipprefix.core.presets import new_captioner
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_a_cache_of_openai_clip_run_with_plain_gelu_is_refused(tmp_path):
     they say so by lacking the "activation" entry that the encoder now records."""
     from types import SimpleNamespace
 
-    from clipprefix.captioner import Captioner
+    from clipprefix.core.captioner import Captioner
 
     cap = SimpleNamespace(config={"clip": {"model": "ViT-B-32", "pretrained": "openai"}},
                           model=SimpleNamespace(mapper_cfg=SimpleNamespace(clip_dim=512)))

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from clipprefix import cli, video
-from clipprefix import datasets as D
-from clipprefix import features as F
-from clipprefix.errors import ClipPrefixError
+from clipprefix.apps import cli
+from clipprefix.data import video
+from clipprefix.data import datasets as D
+from clipprefix.data import extract as F
+from clipprefix.base.errors import ClipPrefixError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,8 +104,8 @@ def test_rerun_computes_nothing(msrvtt_cache, synth_root, tiny_encoder):
 
 _KILLABLE = textwrap.dedent("""
     import sys, time
-    from clipprefix import features as F
-    from clipprefix.encoders import ClipEncoder
+    from clipprefix.data import extract as F
+    from clipprefix.core.encoder import ClipEncoder
     enc = ClipEncoder.load("tiny")
     encode = enc.encode_pixels
     def slow(pixels):          # slow enough to be killed mid-run
@@ -218,7 +219,7 @@ def test_cli_extract_coco(tmp_path, synth_root):
 
 
 def test_cli_dtype_auto_is_recorded_and_another_dtype_cannot_resume(tmp_path, synth_root, capsys):
-    from clipprefix.encoders import resolve_dtype
+    from clipprefix.core.encoder import resolve_dtype
 
     out = tmp_path / "coco"
     args = ["extract", "--dataset", "coco", "--root", str(synth_root / "coco"), "--split", "test",

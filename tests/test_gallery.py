@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from clipprefix import datasets as D
-from clipprefix import video
-from clipprefix.errors import ClipPrefixError
-from clipprefix.gallery import make_gallery, select, thumbnail
+from clipprefix.data import datasets as D
+from clipprefix.data import video
+from clipprefix.base.errors import ClipPrefixError
+from clipprefix.evaluation.gallery import make_gallery, select, thumbnail
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ import time
 import pytest
 import torch
 
-from clipprefix import features as F
+from clipprefix.data import extract as F
 from clipprefix import synthetic
-from clipprefix.captioner import Captioner
-from clipprefix.presets import new_captioner
-from clipprefix.train import TrainConfig, train
+from clipprefix.core.captioner import Captioner
+from clipprefix.core.presets import new_captioner
+from clipprefix.training.trainer import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 TRAIN_BUDGET_S = 180

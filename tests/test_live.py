@@ -6,10 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from clipprefix import cli, synthetic
-from clipprefix.apps import load_captioner
-from clipprefix.live import CaptionWorker, open_source, run_session, session_cues
-from clipprefix.subtitles import parse_srt
+from clipprefix import synthetic
+from clipprefix.apps import cli
+from clipprefix.apps.caption import load_captioner
+from clipprefix.apps.live import CaptionWorker, open_source, run_session, session_cues
+from clipprefix.apps.subtitles import parse_srt
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -117,7 +118,7 @@ def test_worker_reports_failures():
 
 def test_a_failing_model_still_saves_the_session_srt(clip, tmp_path, monkeypatch, capsys):
     """The model breaks after a few captions: the SRT of what was captioned is written, then the error surfaces."""
-    from clipprefix.captioner import Captioner
+    from clipprefix.core.captioner import Captioner
 
     real, calls = Captioner.caption_features, [0]
 
@@ -147,7 +148,7 @@ def test_files_play_at_their_own_speed(clip):
 
 
 def test_an_unplugged_camera_ends_the_stream_after_a_second():
-    from clipprefix.live import CAMERA_RETRIES_S, _read
+    from clipprefix.apps.live import CAMERA_RETRIES_S, _read
 
     class Camera:
         """Three frames, then nothing: the cable was pulled."""

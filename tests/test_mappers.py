@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from clipprefix.errors import ClipPrefixError
-from clipprefix.mappers import MapperConfig, build_mapper
+from clipprefix.base.errors import ClipPrefixError
+from clipprefix.core.mappers import MapperConfig, build_mapper
 
 
 @pytest.mark.parametrize("kind", ["mlp", "transformer", "video", "encoder"])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from clipprefix import metrics as M
+from clipprefix.evaluation import metrics as M
 from clipprefix import synthetic
-from clipprefix.errors import ClipPrefixError
+from clipprefix.base.errors import ClipPrefixError
 
 REFS = {
     "img1": ["A red circle on the left.", "there is a red circle on the left", "one red circle on the left side"],

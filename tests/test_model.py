@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.lm_input import IGNORE_INDEX, build_lm_input
-from clipprefix.mappers import MapperConfig
-from clipprefix.model import ClipPrefixModel, encode_captions
+from clipprefix.core.lm_input import IGNORE_INDEX, build_lm_input
+from clipprefix.core.mappers import MapperConfig
+from clipprefix.core.model import ClipPrefixModel, encode_captions
 
 
 def make_model(train_lm=False, mapper="mlp"):

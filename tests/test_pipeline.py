@@ -6,10 +6,10 @@ import json
 
 import torch
 
-from clipprefix import cli
-from clipprefix import features as F
-from clipprefix.captioner import Captioner
-from clipprefix.evaluate import load_predictions
+from clipprefix.apps import cli
+from clipprefix.data import extract as F
+from clipprefix.core.captioner import Captioner
+from clipprefix.evaluation.evaluate import load_predictions
 
 
 def test_msrvtt_extract_train_evaluate_from_the_cli(synth_root, tmp_path, capsys):

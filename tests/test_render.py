@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipprefix import render
+from clipprefix.apps import render
 
 
 @pytest.fixture

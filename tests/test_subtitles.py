@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from clipprefix.errors import ClipPrefixError
-from clipprefix.subtitles import (Cue, layout, merge_cues, parse_srt, similarity, srt_time, tile, to_json, to_srt,
+from clipprefix.base.errors import ClipPrefixError
+from clipprefix.apps.subtitles import (Cue, layout, merge_cues, parse_srt, similarity, srt_time, tile, to_json, to_srt,
                                   to_vtt, vtt_time, wrap, write_subtitles)
 
 WORDS = "a red circle on the left two blue squares at the top of the image moves from right to left".split()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from clipprefix import synthetic as S
-from clipprefix.errors import ClipPrefixError
+from clipprefix.base.errors import ClipPrefixError
 
 
 def _shape_mask(img: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_deterministic_and_prefix_stable(tmp_path):
     for name in ("train_val_videodatainfo.json", "test_videodatainfo.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert [i.captions for i in a] == [i.captions for i in b] != [i.captions for i in c]
-    from clipprefix import video
+    from clipprefix.data import video
     fa = next(video.sample(a[0].path, "uniform:1")).image
     fb = next(video.sample(b[0].path, "uniform:1")).image
     assert np.array_equal(fa, fb)

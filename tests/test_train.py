@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from clipprefix import features as F
-from clipprefix.captioner import Captioner
-from clipprefix.errors import ClipPrefixError
-from clipprefix.lm_input import IGNORE_INDEX
-from clipprefix.model import encode_captions
-from clipprefix.train import (CaptionPairs, TrainConfig, _autocast_dtype, effective_warmup, epoch_order, lr_factor,
+from clipprefix.data import extract as F
+from clipprefix.core.captioner import Captioner
+from clipprefix.base.errors import ClipPrefixError
+from clipprefix.core.lm_input import IGNORE_INDEX
+from clipprefix.core.model import encode_captions
+from clipprefix.training.trainer import (CaptionPairs, TrainConfig, _autocast_dtype, effective_warmup, epoch_order, lr_factor,
                               train)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_run_folder_history_checkpoints_and_logs(coco_cache, tmp_path):
 
 
 def test_mapper_only_training_leaves_the_lm_alone(coco_cache, tmp_path):
-    from clipprefix.presets import new_captioner
+    from clipprefix.core.presets import new_captioner
 
     res = train(config(coco_cache, tmp_path / "run", epochs=1, train_lm=False))
     before, after = new_captioner("tiny", seed=0).model, Captioner.from_pretrained(res.last_checkpoint).model

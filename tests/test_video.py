@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from clipprefix import synthetic as S
-from clipprefix import video as V
-from clipprefix.errors import ClipPrefixError
+from clipprefix.data import video as V
+from clipprefix.base.errors import ClipPrefixError
 
 
 def _counter_frames(n: int, w: int = 64, h: int = 48):
@@ -269,7 +269,7 @@ def test_parallel_runs_give_the_same_frames(clip):
 _MEMORY_PROBE = """
 import json, sys
 import numpy as np
-from clipprefix import video as V
+from clipprefix.data import video as V
 
 def rss():
     with open("/proc/self/statm") as f:                  # Linux (CI): resident pages

@@ -3,11 +3,12 @@ import json
 
 import pytest
 
-from clipprefix import synthetic, video
-from clipprefix.apps import load_captioner
-from clipprefix.captioner import Caption
-from clipprefix.subtitles import parse_srt
-from clipprefix.video_captions import caption_video, segment_spans
+from clipprefix import synthetic
+from clipprefix.data import video
+from clipprefix.apps.caption import load_captioner
+from clipprefix.core.captioner import Caption
+from clipprefix.apps.subtitles import parse_srt
+from clipprefix.apps.video_captions import caption_video, segment_spans
 
 
 @pytest.fixture(autouse=True, scope="module")

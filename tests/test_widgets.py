@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from clipprefix import synthetic  # noqa: E402
-from clipprefix.apps import load_captioner  # noqa: E402
-from clipprefix.widgets import CaptionExplorer, caption_explorer  # noqa: E402
+from clipprefix.apps.caption import load_captioner  # noqa: E402
+from clipprefix.apps.widgets import CaptionExplorer, caption_explorer  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,0 +1,268 @@
+"""Subtitles: cues that tile a timeline, merged and wrapped, written as SRT, WebVTT and JSON.
+
+    cues = [Cue(0.0, 2.0, "a red circle"), Cue(2.0, 4.0, "a red circle."), Cue(4.0, 6.0, "a blue square")]
+    cues = merge_cues(cues)                      # -> 2 cues: 0-4 s and 4-6 s
+    write_subtitles(cues, "out/", "clip")        # out/clip.srt, out/clip.vtt, out/clip.json (atomic)
+
+Rules every writer follows (common broadcast limits): at most 42 characters per line and 2 lines per
+cue (a longer caption becomes consecutive cues that share its time in proportion to their length);
+times are whole milliseconds, and a cue ends exactly where the next begins, so a tiled input stays
+tiled: no gaps, no overlaps. SRT and WebVTT are rendered from the same cues, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..base.errors import ClipPrefixError
+from ..base.paths import atomic_write_text
+
+MAX_CHARS = 42      # per line (BBC / Netflix limit for Latin scripts)
+MAX_LINES = 2       # per cue
+EMPTY = "…"         # shown for a caption the model left empty (an empty SRT cue breaks parsers)
+FORMATS = ("srt", "vtt", "json")
+
+
+@dataclass
+class Cue:
+    start: float                                             # seconds
+    end: float                                               # seconds
+    text: str
+    score: float | None = None                               # the model's score (mean log p for greedy)
+    frames: list[float] = field(default_factory=list)        # timestamps (s) of the frames behind the caption
+    alternatives: list[dict] = field(default_factory=list)   # further returned captions {"text", "score"}
+    parts: list[dict] = field(default_factory=list)          # the segments merged into this cue
+
+    @property
+    def start_ms(self) -> int:
+        return to_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return to_ms(self.end)
+
+
+# ------------------------------------------------------------------ times
+def to_ms(seconds: float) -> int:
+    """Seconds -> whole milliseconds (rounded half up: 1.0005 s -> 1001 ms)."""
+    if seconds < 0:
+        raise ClipPrefixError(f"Subtitle times cannot be negative, got {seconds} s.")
+    return int(seconds * 1000 + 0.5 + 1e-9)
+
+
+def _hms(ms: int, sep: str) -> str:
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def srt_time(seconds: float) -> str:
+    """`HH:MM:SS,mmm` (SRT)."""
+    return _hms(to_ms(seconds), ",")
+
+
+def vtt_time(seconds: float) -> str:
+    """`HH:MM:SS.mmm` (WebVTT)."""
+    return _hms(to_ms(seconds), ".")
+
+
+def parse_time(text: str) -> float:
+    """`HH:MM:SS,mmm` or `HH:MM:SS.mmm` -> seconds."""
+    m = re.fullmatch(r"\s*(\d+):(\d\d):(\d\d)[,.](\d{3})\s*", text)
+    if not m:
+        raise ClipPrefixError(f"'{text}' is not a subtitle time (HH:MM:SS,mmm).")
+    h, mi, s, ms = (int(g) for g in m.groups())
+    return (h * 3_600_000 + mi * 60_000 + s * 1000 + ms) / 1000
+
+
+# ------------------------------------------------------------------ text
+def clean(text: str) -> str:
+    """One line of plain text: whitespace collapsed, '-->' (a cue-timing marker) defused, never empty."""
+    text = " ".join(str(text).split()).replace("-->", "→")
+    return text or EMPTY
+
+
+def _split_word(word: str, width: int) -> list[str]:
+    return [word[i:i + width] for i in range(0, len(word), width)] or [word]
+
+
+def _greedy(words: list[str], width: int) -> list[str]:
+    lines: list[str] = []
+    for w in words:
+        for piece in _split_word(w, width):          # a word longer than a line (or unspaced CJK) is cut
+            if lines and len(lines[-1]) + 1 + len(piece) <= width:
+                lines[-1] += " " + piece
+            else:
+                lines.append(piece)
+    return lines
+
+
+def _balance(words: list[str], width: int) -> list[str]:
+    """Two lines as even as possible (on a tie the shorter on top), if some split keeps both within width."""
+    best = None
+    for k in range(1, len(words)):
+        a, b = " ".join(words[:k]), " ".join(words[k:])
+        if len(a) <= width and len(b) <= width:
+            key = (max(len(a), len(b)), len(a) > len(b))
+            if best is None or key < best[0]:
+                best = (key, [a, b])
+    return best[1] if best else _greedy(words, width)
+
+
+def wrap(text: str, width: int = MAX_CHARS, max_lines: int = MAX_LINES) -> list[list[str]]:
+    """Text -> blocks of at most `max_lines` lines of at most `width` characters (one block per cue).
+
+    Short text is one line; text that needs two lines is split evenly; longer text is cut into
+    several blocks, each balanced again.
+    """
+    if width < 1 or max_lines < 1:
+        raise ClipPrefixError(f"Subtitle lines need width >= 1 and max_lines >= 1, got {width} and {max_lines}.")
+    text = clean(text)
+    words = [p for w in text.split(" ") for p in _split_word(w, width)]
+    lines = _greedy(words, width)
+    blocks = [lines[i:i + max_lines] for i in range(0, len(lines), max_lines)]
+    if max_lines >= 2:
+        blocks = [_balance(" ".join(b).split(" "), width) if len(b) == 2 else b for b in blocks]
+    return blocks
+
+
+# ------------------------------------------------------------------ cue lists
+def _norm_words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def similarity(a: str, b: str) -> float:
+    """Word-level similarity in [0, 1] of two captions, ignoring case and punctuation."""
+    wa, wb = _norm_words(a), _norm_words(b)
+    if wa == wb:
+        return 1.0
+    return difflib.SequenceMatcher(None, wa, wb, autojunk=False).ratio()
+
+
+def merge_cues(cues: Sequence[Cue], threshold: float = 0.85) -> list[Cue]:
+    """Merge runs of consecutive cues whose captions are identical or near-identical.
+
+    A run keeps the caption with the best score and spans from its first start to its last end;
+    an empty caption joins its neighbour. `threshold` 1.0 merges only identical captions (after
+    case and punctuation), above 1.0 nothing.
+    """
+    out: list[Cue] = []
+    for cue in cues:
+        part = {"start": cue.start, "end": cue.end, "caption": cue.text, "score": cue.score}
+        own = cue.parts or [part]
+        prev = out[-1] if out else None
+        if prev is not None and (not _norm_words(cue.text) or not _norm_words(prev.text)
+                                 or similarity(prev.text, cue.text) >= threshold):
+            better = not _norm_words(prev.text) or (
+                _norm_words(cue.text) and cue.score is not None and (prev.score is None or cue.score > prev.score))
+            out[-1] = replace(prev, end=cue.end, frames=prev.frames + list(cue.frames), parts=prev.parts + own,
+                              **({"text": cue.text, "score": cue.score, "alternatives": cue.alternatives}
+                                 if better else {}))
+        else:
+            out.append(replace(cue, frames=list(cue.frames), parts=list(own)))
+    return out
+
+
+def tile(cues: Sequence[Cue], start: float | None = None, end: float | None = None) -> list[Cue]:
+    """Make cues cover [start, end] exactly: each cue ends where the next begins (cues sorted by start)."""
+    cues = sorted(cues, key=lambda c: c.start)
+    out = []
+    for i, c in enumerate(cues):
+        s = start if (i == 0 and start is not None) else c.start
+        e = cues[i + 1].start if i + 1 < len(cues) else (end if end is not None else c.end)
+        out.append(replace(c, start=s, end=max(s, e)))
+    return out
+
+
+def layout(cues: Sequence[Cue], width: int = MAX_CHARS, max_lines: int = MAX_LINES) -> list[tuple[int, int, list[str]]]:
+    """Cues -> (start_ms, end_ms, lines) display cues within the line limits, still tiling.
+
+    A caption too long for one cue is spread over consecutive cues, its time shared in proportion to
+    each block's characters (boundaries on whole milliseconds, so nothing is lost or overlaps).
+    """
+    out = []
+    prev_end = None
+    for c in cues:
+        a, b = c.start_ms, c.end_ms
+        if b <= a:
+            continue          # zero-length (after rounding) cues are invisible: drop them
+        if prev_end is not None and a < prev_end:
+            raise ClipPrefixError(f"Subtitle cues overlap at {srt_time(a / 1000)}.")
+        blocks = wrap(c.text, width, max_lines)
+        sizes = [sum(len(line) for line in blk) for blk in blocks]
+        total, acc = sum(sizes), 0
+        cuts = [a]
+        for s in sizes[:-1]:
+            acc += s
+            cuts.append(a + round((b - a) * acc / total))
+        cuts.append(b)
+        for blk, s, e in zip(blocks, cuts[:-1], cuts[1:]):
+            if e > s:
+                out.append((s, e, blk))
+        prev_end = b
+    return out
+
+
+# ------------------------------------------------------------------ formats
+def to_srt(cues: Sequence[Cue], width: int = MAX_CHARS, max_lines: int = MAX_LINES) -> str:
+    blocks = [f"{i}\n{_hms(s, ',')} --> {_hms(e, ',')}\n" + "\n".join(lines) + "\n"
+              for i, (s, e, lines) in enumerate(layout(cues, width, max_lines), 1)]
+    return "\n".join(blocks)
+
+
+def _vtt_escape(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_vtt(cues: Sequence[Cue], width: int = MAX_CHARS, max_lines: int = MAX_LINES) -> str:
+    blocks = [f"{_hms(s, '.')} --> {_hms(e, '.')}\n" + "\n".join(_vtt_escape(x) for x in lines) + "\n"
+              for s, e, lines in layout(cues, width, max_lines)]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def to_json(cues: Sequence[Cue], **meta) -> str:
+    """`{**meta, "segments": [{index, start, end, start_srt, end_srt, caption, score, frames, ...}]}`."""
+    segments = []
+    for i, c in enumerate(cues):
+        if c.end_ms <= c.start_ms:
+            continue
+        segments.append({"index": len(segments), "start": c.start_ms / 1000, "end": c.end_ms / 1000,
+                         "start_srt": _hms(c.start_ms, ","), "end_srt": _hms(c.end_ms, ","),
+                         "caption": c.text, "score": c.score, "frames": [round(t, 6) for t in c.frames],
+                         "alternatives": c.alternatives, "parts": c.parts})
+    return json.dumps({**meta, "segments": segments}, indent=2, ensure_ascii=False) + "\n"
+
+
+def parse_srt(text: str) -> list[Cue]:
+    """Read SRT text back into cues (multi-line text joined with newlines)."""
+    cues = []
+    for block in re.split(r"\n\s*\n", text.strip().replace("\r\n", "\n")):
+        lines = block.split("\n")
+        if len(lines) < 2 or "-->" not in lines[1]:
+            raise ClipPrefixError(f"Malformed SRT block: {block[:60]!r}.")
+        a, b = lines[1].split("-->")
+        cues.append(Cue(parse_time(a), parse_time(b), "\n".join(lines[2:])))
+    return cues
+
+
+def render(cues: Sequence[Cue], fmt: str, *, width: int = MAX_CHARS, max_lines: int = MAX_LINES, **meta) -> str:
+    if fmt == "srt":
+        return to_srt(cues, width, max_lines)
+    if fmt == "vtt":
+        return to_vtt(cues, width, max_lines)
+    if fmt == "json":
+        return to_json(cues, **meta)
+    raise ClipPrefixError(f"Unknown subtitle format '{fmt}'; choose from {', '.join(FORMATS)}.")
+
+
+def write_subtitles(cues: Sequence[Cue], out_dir: str | Path, stem: str, formats: Iterable[str] = FORMATS,
+                    **meta) -> dict[str, Path]:
+    """Write `<out_dir>/<stem>.<fmt>` for each format, atomically; everything is rendered before the
+    first file is written, so a bad cue list writes nothing."""
+    texts = {fmt: render(cues, fmt, **meta) for fmt in formats}
+    return {fmt: atomic_write_text(Path(out_dir) / f"{stem}.{fmt}", text) for fmt, text in texts.items()}

@@ -1,0 +1,274 @@
+"""`Captioner`: the user-facing API. Load a checkpoint, caption images, videos' frames or cached features.
+
+    from clipprefix import Captioner
+    cap = Captioner.from_pretrained("clipcap-coco")            # preset, folder or Hub id
+    cap.caption_images(["cat.jpg"])[0].text
+    cap.caption_features(feats, strategy="beam", num_beams=5)  # feats (B, T, clip_dim) from a cache
+
+Images and cached features enter the same path: CLIP features (B, T, D) -> mapper -> prefix -> decoding.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .checkpoint import load_lm, load_mapper_state, load_tokenizer, read_config, resolve, save_checkpoint
+from .decoding import GenerationConfig, generate
+from .encoder import trained_with_quick_gelu
+from ..base.errors import ClipPrefixError
+from .mappers import MapperConfig
+from .model import ClipPrefixModel
+
+
+@dataclass
+class Caption:
+    text: str
+    tokens: list[int]
+    logprobs: list[float]
+    score: float
+    alternatives: list[dict] = field(default_factory=list)   # further returned sequences: {"text", "score"}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _open_image(item: Any):
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with Image.open(item) as im:
+                return im.convert("RGB")
+        except FileNotFoundError as e:
+            raise ClipPrefixError(f"{item}: no such image file.") from e
+        except Image.DecompressionBombError as e:
+            raise ClipPrefixError(f"{item}: too many pixels to be a photo, refused as a possible decompression "
+                                  f"bomb ({e}).") from e
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise ClipPrefixError(f"{item}: not a readable image ({e}).") from e
+    return item
+
+
+class Captioner:
+    def __init__(self, config: dict, model: ClipPrefixModel, tokenizer, *, folder: Path | None = None,
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, encoder=None):
+        self.config = config
+        self.model = model.eval()
+        self._tokenizer = tokenizer
+        self.folder = folder
+        self.device = torch.device(device)
+        self.dtype = dtype or torch.float32
+        self.model.to(self.device, self.dtype)
+        self._encoder = encoder
+        self.generation = GenerationConfig.from_dict(config.get("generation", {}))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str = "cpu",
+                        dtype: torch.dtype | None = None) -> "Captioner":
+        folder = resolve(name_or_path)
+        config = read_config(folder)
+        lm = load_lm(folder, config["lm"])
+        model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm,
+                                normalize=config["clip"].get("normalize", False),
+                                train_lm=config["lm"].get("trainable", False))
+        state = load_mapper_state(folder)
+        try:
+            model.mapper.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ClipPrefixError(f"The mapper weights in {folder} do not match its config.json ({first}).") from e
+        return cls(config, model, None, folder=folder, device=device, dtype=dtype)   # tokenizer: on first use
+
+    @classmethod
+    def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str = "cpu", seed: int = 0) -> "Captioner":
+        """A new captioner (freshly initialised mapper) from a config such as `presets.new_config(...)`."""
+        config = copy.deepcopy(config)
+        tokenizer = tokenizer or load_tokenizer(_config_folder(config), config["tokenizer"])
+        lm = lm or load_lm(_config_folder(config), config["lm"])
+        config["mapper"]["n_embd"] = lm.get_input_embeddings().weight.shape[1]
+        torch.manual_seed(seed)
+        model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm, normalize=config["clip"].get("normalize", False),
+                                train_lm=config["lm"].get("trainable", False))
+        return cls(config, model, tokenizer, folder=_config_folder(config), device=device)
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint folder (see `checkpoint.py`); the LM is included when it was fine-tuned."""
+        config = copy.deepcopy(self.config)
+        config["generation"] = self.generation.to_dict()
+        if config["lm"].get("trainable") or not config["lm"].get("name"):
+            config["lm"]["included"] = True
+        clip_dir = self.clip_dir() if config["clip"].get("included") else None
+        config["clip"].pop("source", None)          # a path on this machine; the folder gets its own copy
+        lm = self.model.lm
+        if self.dtype != torch.float32:   # checkpoints are stored in fp32 whatever the runtime dtype
+            lm = copy.deepcopy(lm).float()
+        state = {k: v.float() for k, v in self.model.mapper.state_dict().items()}
+        tokenizer = self.tokenizer if config["tokenizer"].get("included") else None
+        return save_checkpoint(path, config, state, lm=lm, tokenizer=tokenizer, clip_dir=clip_dir)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload clipprefix captioner") -> str:
+        """Save to a temporary folder and upload it as Hub repo `repo_id`; returns the repo URL."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(Path(tmp) / "ckpt")
+            try:
+                url = api.create_repo(repo_id, private=private, exist_ok=True)
+                api.upload_folder(folder_path=str(Path(tmp) / "ckpt"), repo_id=repo_id, commit_message=commit_message)
+            except Exception as e:  # noqa: BLE001 - any hub failure is one sentence for the user
+                raise ClipPrefixError(f"Could not upload to the Hugging Face Hub repo {repo_id} ({type(e).__name__}: "
+                                      f"{str(e).splitlines()[0] if str(e) else ''}); log in with `hf auth login` "
+                                      "or pass token=.") from e
+        return str(url)
+
+    def to(self, device=None, dtype=None) -> "Captioner":
+        """Move the model, and CLIP once loaded, to `device` and/or `dtype`; returns self."""
+        self.device = torch.device(device) if device else self.device
+        self.dtype = dtype or self.dtype
+        self.model.to(self.device, self.dtype)
+        if self._encoder is not None:
+            self._encoder.to(self.device, self.dtype)
+        return self
+
+    # ------------------------------------------------------------------ parts
+    def clip_dir(self) -> Path:
+        if self.folder is not None and (self.folder / "clip").is_dir():
+            return self.folder / "clip"
+        source = self.config["clip"].get("source")
+        if source:
+            return Path(source)
+        raise ClipPrefixError("This captioner's CLIP tower is not stored anywhere it can be copied from.")
+
+    @property
+    def tokenizer(self):
+        """The LM's tokenizer, loaded on first use (scoring features needs none)."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.folder, self.config["tokenizer"])
+        return self._tokenizer
+
+    @property
+    def encoder(self):
+        """The CLIP encoder named in the config, loaded on first use, in the captioner's device and dtype."""
+        if self._encoder is None:
+            from .encoder import ClipEncoder
+
+            c = self.config["clip"]
+            if c.get("included"):
+                self._encoder = ClipEncoder.load(f"local-dir:{self.clip_dir()}", None, device=self.device,
+                                                 dtype=self.dtype, output=c.get("output", "embed"),
+                                                 name=c.get("spec_name"))
+            else:
+                self._encoder = ClipEncoder.load(c["model"], c.get("pretrained"), device=self.device,
+                                                 dtype=self.dtype, output=c.get("output", "embed"))
+            if self._encoder.embed_dim != self.model.mapper_cfg.clip_dim:
+                raise ClipPrefixError(f"The CLIP model gives {self._encoder.embed_dim}-d features but the mapper "
+                                      f"expects {self.model.mapper_cfg.clip_dim}-d.")
+        return self._encoder
+
+    def check_cache(self, cache) -> None:
+        """Raise `ClipPrefixError` unless a feature cache holds what this captioner's mapper reads: the same
+        CLIP (model and weights), the same output, features no more normalised than the mapper expects."""
+        clip, spec = self.config["clip"], cache.spec
+        dim = self.model.mapper_cfg.clip_dim
+        if cache.embed_dim != dim:
+            raise ClipPrefixError(f"Feature cache {cache.root} holds {cache.embed_dim}-d features but the mapper "
+                                  f"takes {dim}-d; extract features with this model's CLIP.")
+        name = clip.get("spec_name") or (None if clip.get("included") else clip.get("model"))
+        if name is not None and (spec.get("model"), spec.get("pretrained")) != (name, clip.get("pretrained")):
+            raise ClipPrefixError(f"Feature cache {cache.root} was made with CLIP {spec.get('model')}/"
+                                  f"{spec.get('pretrained')}, but this model reads {name}/{clip.get('pretrained')} "
+                                  "features; extract them again with that CLIP.")
+        if name is not None and spec.get("activation") is None and trained_with_quick_gelu(name, clip.get("pretrained")):
+            raise ClipPrefixError(f"Feature cache {cache.root} was made with {name}/{clip.get('pretrained')} run with "
+                                  "plain GELU, but those weights were trained with QuickGELU (earlier clipprefix "
+                                  "versions built it so); extract the features again.")
+        if spec.get("output", "embed") != clip.get("output", "embed"):
+            raise ClipPrefixError(f"Feature cache {cache.root} holds CLIP '{spec.get('output')}' features but "
+                                  f"this model takes '{clip.get('output', 'embed')}' features.")
+        if spec.get("normalize") and not clip.get("normalize"):
+            raise ClipPrefixError(f"Feature cache {cache.root} holds L2-normalised features but this model maps "
+                                  "raw CLIP features; extract again without --normalize.")
+
+    @property
+    def is_video(self) -> bool:
+        return self.model.mapper_cfg.type == "video"
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+        for s in self.generation.stop_strings:
+            if s in text:
+                text = text[: text.index(s) + len(s)]
+        return text.strip()
+
+    # ------------------------------------------------------------------ captioning
+    def caption_features(self, features, generation: GenerationConfig | None = None, *, batch_size: int = 64,
+                         **overrides) -> list[Caption]:
+        """Caption CLIP features: a tensor (B, T, D) / (B, D), or a list of (T, D) tensors."""
+        gen = (generation or self.generation).updated(**overrides)
+        gen.validate()
+        if isinstance(features, torch.Tensor):
+            features = features.unsqueeze(1) if features.dim() == 2 else features
+            groups = [features]
+        else:
+            groups = [torch.as_tensor(f).reshape(-1, torch.as_tensor(f).shape[-1])[None] for f in features]
+            if groups and all(g.shape == groups[0].shape for g in groups):
+                groups = [torch.cat(groups)]
+        out: list[Caption] = []
+        for g in groups:
+            for i in range(0, g.shape[0], batch_size):
+                out.extend(self._caption_batch(g[i:i + batch_size], gen))
+        return out
+
+    @torch.inference_mode()
+    def _caption_batch(self, feats: torch.Tensor, gen: GenerationConfig) -> list[Caption]:
+        prefix = self.model.prefix(feats.to(self.device))
+        seqs = generate(self.model.lm, prefix, gen, eos_token_id=self.eos_token_id, decode=self.tokenizer.decode)
+        result = []
+        for alts in seqs:
+            best = alts[0]
+            result.append(Caption(self.decode(best.tokens), best.tokens, best.logprobs, float(best.score),
+                                  [{"text": self.decode(a.tokens), "score": float(a.score)} for a in alts[1:]]))
+        return result
+
+    def encode_images(self, images: Iterable[Any], batch_size: int = 64) -> torch.Tensor:
+        """Images (PIL, uint8 arrays or paths) -> CLIP features (N, D)."""
+        return self.encoder.encode_images([_open_image(im) for im in images], batch_size=batch_size)
+
+    def caption_images(self, images: Iterable[Any], generation: GenerationConfig | None = None, *,
+                       batch_size: int = 32, **overrides) -> list[Caption]:
+        """Caption images (PIL, uint8 arrays or paths); each image is a one-frame input."""
+        images = list(images)
+        out: list[Caption] = []
+        for i in range(0, len(images), batch_size):
+            feats = self.encode_images(images[i:i + batch_size], batch_size)
+            out.extend(self.caption_features(feats[:, None], generation, batch_size=batch_size, **overrides))
+        return out
+
+    def caption_videos(self, videos: Iterable[Sequence[Any]], generation: GenerationConfig | None = None,
+                       **overrides) -> list[Caption]:
+        """Caption videos given as sequences of frames: a video mapper reads all frames in order,
+        an image mapper sees their mean feature."""
+        feats = [self.encode_images(frames) for frames in videos]
+        return self.caption_features(feats, generation, **overrides)
+
+
+def _config_folder(config: dict) -> Path | None:
+    src = config.get("source_folder")
+    return Path(src) if src else None
