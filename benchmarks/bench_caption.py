@@ -34,7 +34,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from clipprefix.fast.cpu_linear import cpu_linear, pack
-from clipprefix.core.decoding import GenerationConfig, generate
+from clipprefix.core.decoding import generate
+from clipprefix.core.generation import GenerationConfig
 from clipprefix.core.encoder import ClipEncoder
 from clipprefix.core.mappers import MapperConfig
 from clipprefix.core.model import ClipPrefixModel

@@ -18,7 +18,7 @@ GPT-2's `requires_grad` on (its `parameters()` override only hides GPT-2 from th
 `zero_grad`, so every backward pass still computes, and accumulates, 124M weight gradients); the
 transformer mapper uses its einsum attention; AdamW with linear warm-up; fp32; batches in random order.
 
-clipprefix is timed through `train.Trainer.step` itself: batches from `epoch_order` (length-grouped
+clipprefix is timed through `Trainer.step` itself (`Trainer.for_model`): batches from `epoch_order` (length-grouped
 windows), padded to their own longest caption, logits only at labelled positions, no gradients for a
 frozen LM, fused GELU. Before timing, both losses are checked to be equal on one batch with the same
 weights (ClipCap's captions carry the same final EOS token, so both score exactly the same tokens).
@@ -42,7 +42,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from clipprefix.core.mappers import MapperConfig, MultiHeadAttention
 from clipprefix.core.model import ClipPrefixModel
-from clipprefix.training.trainer import CaptionPairs, Trainer, TrainConfig, epoch_order
+from clipprefix.training.config import TrainConfig
+from clipprefix.training.pairs import CaptionPairs, epoch_order
+from clipprefix.training.trainer import Trainer
 
 K = 10
 CLIP_DIM = 512
@@ -162,11 +164,7 @@ class ClipCapLoop:
 def ours_trainer(model: ClipPrefixModel, data, batch_size, device, precision, out) -> Trainer:
     cfg = TrainConfig(cache="(bench)", out=out, batch_size=batch_size, epochs=1, lr=2e-5, tensorboard=False,
                       verbose=False, device=device, precision=precision)
-    tr = Trainer(cfg)
-    tr.model, tr.train_data, tr.lr = model.to(tr.device), data, 2e-5
-    tr.setup_optimization()
-    tr.model.train()
-    return tr
+    return Trainer.for_model(cfg, model, data, lr=2e-5)
 
 
 # ------------------------------------------------------------------ the run

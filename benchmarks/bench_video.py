@@ -40,7 +40,7 @@ from bench_extract import make_clip  # noqa: E402  the cached 720p test clip
 from clipprefix.data import video  # noqa: E402
 from clipprefix.base import paths
 from clipprefix.core.captioner import Captioner  # noqa: E402
-from clipprefix.core.decoding import GenerationConfig  # noqa: E402
+from clipprefix.core.generation import GenerationConfig  # noqa: E402
 from clipprefix.core.encoder import ClipEncoder  # noqa: E402
 from clipprefix.apps.video_captions import caption_video  # noqa: E402
 
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     if args.live_seconds > 0:
         print(f"live, {path.name} played in real time for {args.live_seconds:.0f} s (headless):")
         print(f"  ViT-B/32 + GPT-2, fp32: {live_numbers(cap32, path, args.live_seconds)}")
-        from clipprefix.apps.caption import load_captioner
+        from clipprefix.apps.options import load_captioner
         tiny = load_captioner("tiny")
         print(f"  tiny preset:            {live_numbers(tiny, path, args.live_seconds)}")
     return 0 if all(same) else 1

@@ -8,7 +8,7 @@ import torch
 
 from clipprefix import Captioner, synthetic
 from clipprefix.base.errors import ClipPrefixError
-from clipprefix.core.presets import new_captioner
+from clipprefix.core.captioner import new_captioner
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_fine_tuned_lm_is_stored_and_frozen_one_by_name(tmp_path):
 
 
 def test_a_save_killed_between_its_renames_loses_nothing(tmp_path):
-    from clipprefix.core.checkpoint import resolve
+    from clipprefix.core.presets import resolve
 
     path = new_captioner("tiny").save_pretrained(tmp_path / "ckpt")
     os.rename(path, tmp_path / ".ckpt.old-12345")   # the state a kill -9 between the two renames leaves

@@ -83,10 +83,10 @@ def test_quick_gelu_clip_tower_equals_stock():
     """A whole open_clip tower built with QuickGELU (as OpenAI's weights are): fused == stock."""
     import open_clip
 
-    from clipprefix.synthetic.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import clip_dir
 
     torch.manual_seed(0)
-    net = open_clip.create_model(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=True).eval()
+    net = open_clip.create_model(f"local-dir:{clip_dir()}", force_quick_gelu=True).eval()
     stock = copy.deepcopy(net)
     use_cpu_linear(net)
     assert any(getattr(m, "gelu", None) == "quick" for m in net.visual.modules())

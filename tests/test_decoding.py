@@ -3,7 +3,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from clipprefix.core.decoding import GenerationConfig, generate
+from clipprefix.core.decoding import generate
+from clipprefix.core.generation import GenerationConfig
 from clipprefix.base.errors import ClipPrefixError
 
 V = 8
@@ -225,7 +226,7 @@ def test_length_penalty_decides_between_a_short_and_a_long_caption():
                                                                       length_penalty=lp), eos_token_id=EOS)[0][0]
     assert beam(0.0).tokens == []          # raw sums: -0.47 beats -0.97
     assert beam(1.0).tokens == [1, 2]      # per token: -0.97 / 3 beats -0.47 / 1
-    assert beam(1.0).score == pytest.approx(beam(1.0).logprob / 3, abs=1e-3)
+    assert beam(1.0).score == pytest.approx(sum(beam(1.0).logprobs) / 3, abs=1e-3)
 
 
 def test_beam_stops_at_a_stop_string_and_keeps_it():
@@ -271,19 +272,19 @@ def test_written_out_gpt2_step_equals_transformers(gpt2, dtype, fused):
     activation and with the nn.GELU that ClipPrefixModel puts in (both fused into c_fc's product)."""
     import copy
 
-    from clipprefix.core.decoding import _start
+    from clipprefix.core.kv_cache import start
     from clipprefix.fast.gpt2_step import gpt2_steps
-    from clipprefix.core.model import fuse_gelu
+    from clipprefix.fast.activations import fuse_gelu
 
     want_lm = copy.deepcopy(gpt2).to(dtype)
     lm = fuse_gelu(copy.deepcopy(want_lm)) if fused else want_lm
     steps = gpt2_steps(lm)
-    assert steps is not None and steps.cpu and steps.blocks[0][4][0][0].shape == (3 * 64, 64)   # (out, in) copies
-    assert steps.blocks[0][5] is not None                                   # the GELU went into c_fc's product
+    assert steps is not None and steps.cpu and steps.blocks[0].qkv.weight.shape == (3 * 64, 64)   # (out, in) copies
+    assert steps.blocks[0].fc_gelu is not None                              # the GELU went into c_fc's product
     prefix = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(4)).to(dtype)
     tokens = torch.tensor([5, 17, 90])
     with torch.inference_mode():
-        first, cache, _ = _start(lm, prefix, None, room=4)
+        first, cache, _ = start(lm, prefix, room=4)
         tol = 1e-4 if dtype == torch.float32 else 0.1
         torch.testing.assert_close(first, want_lm(inputs_embeds=prefix).logits[:, -1].float(), atol=tol, rtol=tol)
         ours = steps(tokens, cache)
@@ -308,7 +309,7 @@ def test_written_out_step_follows_weight_changes(gpt2):
 
     def weight_seen_by(steps):     # the (possibly packed, opaque) copy, read back through its own linear
         eye = torch.eye(c_attn.shape[0])
-        return steps.linear(eye, steps.blocks[0][4][0][0], None)       # = weight (in, out), as Conv1D holds it
+        return steps.linear(eye, steps.blocks[0].qkv.weight, None)       # = weight (in, out), as Conv1D holds it
 
     with torch.inference_mode():
         assert again is not first and torch.equal(weight_seen_by(again), c_attn)

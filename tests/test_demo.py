@@ -7,7 +7,7 @@ import pytest
 from clipprefix.apps import cli
 from clipprefix.apps import demo
 from clipprefix.apps.subtitles import parse_srt
-from clipprefix.synthetic.layouts import caption_parts
+from clipprefix.synthetic import caption_parts
 
 
 @pytest.fixture(scope="module")

@@ -78,13 +78,13 @@ def test_tiny_clip_knows_the_synthetic_world(enc):
 def test_openai_weights_get_the_quick_gelu_they_were_trained_with(monkeypatch, tag, quick):
     """open_clip 3 builds ViT-B-32 with nn.GELU and only warns when OpenAI's QuickGELU-trained weights are
     loaded into it; the encoder must ask for QuickGELU itself (no download here: the tiny tower stands in)."""
-    from clipprefix.synthetic.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import clip_dir
 
     real, seen = open_clip.create_model, {}
 
     def fake(name, pretrained=None, **kw):
         seen.update(name=name, pretrained=pretrained, **kw)
-        return real(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=kw.get("force_quick_gelu", False))
+        return real(f"local-dir:{clip_dir()}", force_quick_gelu=kw.get("force_quick_gelu", False))
 
     monkeypatch.setattr(open_clip, "create_model", fake)
     enc = ClipEncoder.load("ViT-B-32", tag)
@@ -98,11 +98,11 @@ def test_openai_weights_get_the_quick_gelu_they_were_trained_with(monkeypatch, t
 
 def test_quick_gelu_changes_features():
     """The activation matters: the same weights with GELU and QuickGELU give different features."""
-    from clipprefix.synthetic.tiny import tiny_clip_dir
+    from clipprefix.synthetic.tiny import clip_dir
 
     torch.manual_seed(0)
-    a = open_clip.create_model(f"local-dir:{tiny_clip_dir()}").eval()
-    b = open_clip.create_model(f"local-dir:{tiny_clip_dir()}", force_quick_gelu=True).eval()
+    a = open_clip.create_model(f"local-dir:{clip_dir()}").eval()
+    b = open_clip.create_model(f"local-dir:{clip_dir()}", force_quick_gelu=True).eval()
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 3, a.visual.image_size[0], a.visual.image_size[0])
     with torch.inference_mode():

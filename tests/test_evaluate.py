@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from clipprefix.apps import cli
+from clipprefix.data import cache as C
 from clipprefix.data import extract as F
 from clipprefix.core.captioner import Captioner
 from clipprefix.base.errors import ClipPrefixError
 from clipprefix.evaluation.evaluate import evaluate, load_predictions
-from clipprefix.core.presets import new_captioner
+from clipprefix.core.captioner import new_captioner
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_evaluate_writes_scores_predictions_and_the_settings_used(image_setup, t
     out = tmp_path / "ev"
     res = evaluate(ckpt, cache_dir, out, split="test", strategy="beam", num_beams=3, max_new_tokens=8,
                    metrics=("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"), verbose=False)
-    cache = F.FeatureCache.open(cache_dir)
+    cache = C.FeatureCache.open(cache_dir)
     ids = [i for i in cache.ids if cache.split_of(i) == "test"]
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["split"] == "test" and meta["n_items"] == len(ids) == 4 and meta["dataset"] == "coco"

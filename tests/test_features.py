@@ -20,7 +20,10 @@ import torch
 from clipprefix.apps import cli
 from clipprefix.data import video
 from clipprefix.data import datasets as D
+from clipprefix.data import cache as C
+from clipprefix.data import cache_writer as W
 from clipprefix.data import extract as F
+from clipprefix.apps.commands import extract as extract_cmd
 from clipprefix.base.errors import ClipPrefixError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +41,7 @@ def test_video_cache_loads_back_and_equals_clip_on_the_sampled_frames(msrvtt_cac
     out, res = msrvtt_cache
     assert (res.n_items, res.n_encoded, res.bad, res.complete) == (20, 20, [], True)
     assert len(list(out.glob("shard-*.safetensors"))) == 4   # 20 items, 6 per shard
-    cache = F.FeatureCache.open(out, encoder=tiny_encoder, sampling="uniform:16", dataset="msrvtt", split="all")
+    cache = C.FeatureCache.open(out, encoder=tiny_encoder, sampling="uniform:16", dataset="msrvtt", split="all")
     assert len(cache) == 20 and cache.embed_dim == tiny_encoder.embed_dim
     items = {i.id: i for i in D.load("msrvtt", synth_root / "msrvtt", "all")}
     assert set(cache.ids) == set(items)
@@ -67,7 +70,7 @@ def test_fast_resize_barely_changes_features(synth_root, tiny_encoder):
 
 def test_image_cache_is_one_frame(tmp_path, synth_root, tiny_encoder):
     res = F.extract("coco", synth_root / "coco", tmp_path / "c", split="val", encoder=tiny_encoder, progress=False)
-    cache = F.FeatureCache.open(tmp_path / "c")
+    cache = C.FeatureCache.open(tmp_path / "c")
     items = D.load("coco", synth_root / "coco", "val")
     assert res.n_encoded == len(cache) == len(items) == 4
     from PIL import Image
@@ -83,15 +86,15 @@ def test_other_settings_are_refused(msrvtt_cache, tiny_encoder):
     other = dict(tiny_encoder.spec, normalize=True)
     name = re.escape(f"{tiny_encoder.spec['model']}/None")
     with pytest.raises(ClipPrefixError, match=f"was made with CLIP {name}, not {name} \\(L2-normalised\\)"):
-        F.FeatureCache.open(out, encoder=other)
+        C.FeatureCache.open(out, encoder=other)
     with pytest.raises(ClipPrefixError, match="samples frames by uniform:16, not uniform:8"):
-        F.FeatureCache.open(out, sampling="uniform:8")
+        C.FeatureCache.open(out, sampling="uniform:8")
     with pytest.raises(ClipPrefixError, match="holds dataset 'msrvtt', not 'coco'"):
-        F.FeatureCache.open(out, dataset="coco")
+        C.FeatureCache.open(out, dataset="coco")
     with pytest.raises(ClipPrefixError, match="other settings \\(sampling differ\\)"):
         F.extract("msrvtt", "unused", out, split="all", encoder=tiny_encoder, sampling="every:1", progress=False)
     with pytest.raises(ClipPrefixError, match="not a feature cache"):
-        F.FeatureCache.open(out.parent)
+        C.FeatureCache.open(out.parent)
 
 
 def test_rerun_computes_nothing(msrvtt_cache, synth_root, tiny_encoder):
@@ -146,24 +149,24 @@ def test_kill_9_then_resume(tmp_path, synth_root, tiny_encoder, msrvtt_cache):
     n_shards = len(list(out.glob("shard-*.safetensors")))
     assert n_shards < 10, "the run finished before it was killed; slow it down"
     with pytest.raises(ClipPrefixError, match="unfinished"):
-        F.FeatureCache.open(out)
-    partial = F.FeatureCache.open(out, allow_partial=True)
+        C.FeatureCache.open(out)
+    partial = C.FeatureCache.open(out, allow_partial=True)
     saved = set(partial.ids)
     assert len(saved) >= 4 and len(saved) % 2 == 0   # whole shards only
     # a kill between a shard's rename and the index update leaves a whole shard the index does not list yet;
     # resume finds it on disk and counts its items as done
     unlisted = {p.name for p in out.glob("shard-*.safetensors")} - set(partial.index["shards"])
-    saved |= {r["id"] for name in unlisted for r in F._shard_records(out / name, name)}
+    saved |= {r["id"] for name in unlisted for r in C._shard_records(out / name, name)}
     (out / ".shard-00099.safetensors.dead.tmp").write_bytes(b"half a shard")   # what a kill mid-write leaves
 
     res = F.extract("msrvtt", synth_root / "msrvtt", out, split="all", encoder=tiny_encoder, shard_items=2, progress=False)
     assert res.n_done_before == len(saved) and res.n_encoded == 20 - len(saved)   # nothing computed twice
     assert not list(out.glob(".*.tmp"))
-    cache = F.FeatureCache.open(out)
+    cache = C.FeatureCache.open(out)
     assert sorted(cache.ids) == sorted(set(cache.ids)) and len(cache) == 20   # no duplicates, nothing lost
     records = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
     assert len(records) == 20
-    clean = F.FeatureCache.open(msrvtt_cache[0])
+    clean = C.FeatureCache.open(msrvtt_cache[0])
     for vid in cache.ids:   # the killed run's items equal a clean run's
         torch.testing.assert_close(cache.features(vid).float(), clean.features(vid).float(), atol=2e-2, rtol=1e-2)
 
@@ -185,7 +188,7 @@ def test_bad_items_are_skipped_reported_and_strict_fails(tmp_path, synth_root):
     assert "broken.mp4 cannot be opened" in reasons["clips/broken"]
     assert "notanimage.jpg cannot be read" in reasons["notanimage"]
     assert "gone.jpg does not exist" in reasons["gone"]
-    cache = F.FeatureCache.open(out)
+    cache = C.FeatureCache.open(out)
     assert len(cache) == 6 and cache.features("clips/clip_000").shape[0] == 16
     assert cli.main(args) == 0   # not strict: bad items are retried, still reported, exit 0
 
@@ -196,25 +199,25 @@ def test_shards_and_merge_equal_one_run(tmp_path, synth_root, tiny_encoder, msrv
         F.extract("msrvtt", synth_root / "msrvtt", out, split="all", encoder=tiny_encoder, shard=(i, 3), progress=False)
         if i == 1:
             with pytest.raises(ClipPrefixError, match="lacks parts 2/3"):
-                F.merge(out)
+                W.merge(out)
     with pytest.raises(ClipPrefixError, match="parts that are not merged"):
-        F.FeatureCache.open(out)
-    F.merge(out)
-    merged, single = F.FeatureCache.open(out), F.FeatureCache.open(msrvtt_cache[0])
+        C.FeatureCache.open(out)
+    W.merge(out)
+    merged, single = C.FeatureCache.open(out), C.FeatureCache.open(msrvtt_cache[0])
     assert sorted(merged.ids) == sorted(single.ids)
     for vid in merged.ids:
         torch.testing.assert_close(merged.features(vid), single.features(vid), atol=2e-2, rtol=1e-2)
         assert merged.captions(vid) == single.captions(vid)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert F._parse_shard(None) == (1, 4) and F._parse_shard("2/3") == (2, 3)
+    assert extract_cmd._parse_shard(None) == (1, 4) and extract_cmd._parse_shard("2/3") == (2, 3)
 
 
 def test_cli_extract_coco(tmp_path, synth_root):
     out = tmp_path / "coco"
     assert cli.main(["extract", "--dataset", "coco", "--root", str(synth_root / "coco"), "--split", "test",
                      "--out", str(out), "--model", "tiny", "--quiet"]) == 0
-    cache = F.FeatureCache.open(out, split="test")
+    cache = C.FeatureCache.open(out, split="test")
     assert len(cache) == 4 and np.isfinite(cache.features(cache.ids[0]).float().numpy()).all()
 
 
@@ -226,7 +229,7 @@ def test_cli_dtype_auto_is_recorded_and_another_dtype_cannot_resume(tmp_path, sy
             "--out", str(out), "--model", "tiny", "--quiet"]
     assert cli.main(args) == 0                                    # --dtype auto, the default
     auto = str(resolve_dtype("auto", "cpu")).replace("torch.", "")
-    assert F.FeatureCache.open(out).meta["compute_dtype"] == auto
+    assert C.FeatureCache.open(out).meta["compute_dtype"] == auto
     was, other = ("bf16", "fp32") if auto == "bfloat16" else ("fp32", "bf16")
     assert cli.main(args + ["--dtype", other]) != 0
     assert f"(compute_dtype differ: it was computed in {was}, pass --dtype {was} to resume it)" in capsys.readouterr().err
@@ -236,7 +239,7 @@ def test_cli_dtype_auto_is_recorded_and_another_dtype_cannot_resume(tmp_path, sy
 def test_damaged_shard_is_named(tmp_path, msrvtt_cache):
     out = tmp_path / "damaged"
     shutil.copytree(msrvtt_cache[0], out)
-    cache = F.FeatureCache.open(out)
+    cache = C.FeatureCache.open(out)
     victim = cache._rec[cache.ids[0]]["shard"]
     (out / victim).write_bytes(b"not a safetensors file" * 10)
     with pytest.raises(ClipPrefixError, match=f"shard .*{victim} cannot be read"):

@@ -17,11 +17,13 @@ import time
 import pytest
 import torch
 
+from clipprefix.data import cache as C
 from clipprefix.data import extract as F
 from clipprefix import synthetic
 from clipprefix.core.captioner import Captioner
-from clipprefix.core.presets import new_captioner
-from clipprefix.training.trainer import TrainConfig, train
+from clipprefix.core.captioner import new_captioner
+from clipprefix.training.config import TrainConfig
+from clipprefix.training.trainer import train
 
 pytestmark = pytest.mark.slow
 TRAIN_BUDGET_S = 180
@@ -45,7 +47,7 @@ def root(tmp_path_factory, tiny_encoder):
 
 
 def split_features(cache_dir, split: str):
-    cache = F.FeatureCache.open(cache_dir)
+    cache = C.FeatureCache.open(cache_dir)
     ids = [i for i in cache.ids if cache.split_of(i) == split]
     return ids, torch.stack([cache.features(i) for i in ids]).float(), [cache.captions(i) for i in ids]
 

@@ -8,21 +8,12 @@ import pytest
 
 from clipprefix import synthetic
 from clipprefix.apps import cli
-from clipprefix.apps.caption import load_captioner
+from clipprefix.apps.options import load_captioner
 from clipprefix.apps.live import CaptionWorker, open_source, run_session, session_cues
 from clipprefix.apps.subtitles import parse_srt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
-    every op at an OpenMP barrier (see demo._torch_threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

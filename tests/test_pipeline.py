@@ -7,7 +7,7 @@ import json
 import torch
 
 from clipprefix.apps import cli
-from clipprefix.data import extract as F
+from clipprefix.data import cache as C
 from clipprefix.core.captioner import Captioner
 from clipprefix.evaluation.evaluate import load_predictions
 
@@ -18,7 +18,7 @@ def test_msrvtt_extract_train_evaluate_from_the_cli(synth_root, tmp_path, capsys
         caches[split] = tmp_path / f"msrvtt_{split}"
         assert cli.main(["extract", "--dataset", "msrvtt", "--root", str(synth_root / "msrvtt"), "--split", split,
                          "--model", "tiny", "--sampling", "uniform:8", "--out", str(caches[split]), "--quiet"]) == 0
-    sizes = {s: len(F.FeatureCache.open(c, split=s if s != "val" else "val")) for s, c in caches.items()}
+    sizes = {s: len(C.FeatureCache.open(c, split=s if s != "val" else "val")) for s, c in caches.items()}
     assert sizes == {"train": 12, "val": 4, "test": 4}                     # make_all's 60/20/20 split of 20 clips
     run = tmp_path / "run"
     assert cli.main(["train", "--cache", str(caches["train"]), "--val-cache", str(caches["val"]), "--config",
@@ -36,7 +36,7 @@ def test_msrvtt_extract_train_evaluate_from_the_cli(synth_root, tmp_path, capsys
     assert meta["dataset"] == "msrvtt" and meta["split"] == "test" and meta["n_items"] == 4
     assert {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "CLIPScore", "RefCLIPScore"} <= set(meta["metrics"])
     # the predictions are the trained video captioner's, reading the 8 frames of each clip in order
-    cache = F.FeatureCache.open(caches["test"])
+    cache = C.FeatureCache.open(caches["test"])
     items = load_predictions(tmp_path / "eval")
     direct = Captioner.from_pretrained(best).caption_features(torch.stack([cache.features(i["id"]) for i in items]).float())
     assert [i["prediction"] for i in items] == [c.text for c in direct]
@@ -47,6 +47,6 @@ def test_cli_extract_flickr30k(synth_root, tmp_path):
     out = tmp_path / "flickr"
     assert cli.main(["extract", "--dataset", "flickr30k", "--root", str(synth_root / "flickr30k"), "--split", "all",
                      "--model", "tiny", "--out", str(out), "--quiet"]) == 0
-    cache = F.FeatureCache.open(out, dataset="flickr30k")
+    cache = C.FeatureCache.open(out, dataset="flickr30k")
     assert len(cache) == 28 and all(len(cache.captions(i)) == 5 for i in cache.ids)
     assert cache.features(cache.ids[0]).shape == (1, 128)

@@ -6,7 +6,7 @@ import pytest
 
 from clipprefix.base.errors import ClipPrefixError
 from clipprefix.apps.subtitles import (Cue, layout, merge_cues, parse_srt, similarity, srt_time, tile, to_json, to_srt,
-                                  to_vtt, vtt_time, wrap, write_subtitles)
+                                  to_vtt, wrap, write_subtitles)
 
 WORDS = "a red circle on the left two blue squares at the top of the image moves from right to left".split()
 
@@ -14,7 +14,7 @@ WORDS = "a red circle on the left two blue squares at the top of the image moves
 def test_times_are_exact_milliseconds():
     assert srt_time(0) == "00:00:00,000"
     assert srt_time(3661.5) == "01:01:01,500"
-    assert vtt_time(3661.5) == "01:01:01.500"
+    assert to_vtt([Cue(3661.5, 3662.0, "x")]).splitlines()[2].startswith("01:01:01.500 --> ")
     assert srt_time(59.9995) == "00:01:00,000"        # rounds half up, carries into minutes
     assert srt_time(2 / 3) == "00:00:00,667"
     assert srt_time(100 * 3600 + 0.001) == "100:00:00,001"

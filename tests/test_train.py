@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from clipprefix.data import cache as C
 from clipprefix.data import extract as F
 from clipprefix.core.captioner import Captioner
 from clipprefix.base.errors import ClipPrefixError
 from clipprefix.core.lm_input import IGNORE_INDEX
 from clipprefix.core.model import encode_captions
-from clipprefix.training.trainer import (CaptionPairs, TrainConfig, _autocast_dtype, effective_warmup, epoch_order, lr_factor,
-                              train)
+from clipprefix.training.config import TrainConfig
+from clipprefix.training.pairs import CaptionPairs, epoch_order
+from clipprefix.training.schedule import autocast_dtype, effective_warmup, lr_factor
+from clipprefix.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -54,7 +57,7 @@ def reference_run(coco_cache, tmp_path_factory):
 def test_every_caption_is_a_sample_ending_in_eos(coco_cache):
     cap = Captioner.from_pretrained("tiny")
     tok = cap.tokenizer
-    cache = F.FeatureCache.open(coco_cache)
+    cache = C.FeatureCache.open(coco_cache)
     ids = [i for i in cache.ids if cache.split_of(i) == "train"]
     data = CaptionPairs.from_cache(cache, ids, tok)
     flat = [c for i in ids for c in cache.captions(i)]
@@ -98,11 +101,11 @@ def test_warmup_is_clipped_to_the_run_and_decays_linearly():
 
 def test_autocast_only_on_gpus():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert all(_autocast_dtype(p, cpu) is None for p in ("auto", "fp32", "bf16", "fp16"))
-    assert _autocast_dtype("bf16", gpu) == torch.bfloat16 and _autocast_dtype("fp16", gpu) == torch.float16
-    assert _autocast_dtype("fp32", gpu) is None
+    assert all(autocast_dtype(p, cpu) is None for p in ("auto", "fp32", "bf16", "fp16"))
+    assert autocast_dtype("bf16", gpu) == torch.bfloat16 and autocast_dtype("fp16", gpu) == torch.float16
+    assert autocast_dtype("fp32", gpu) is None
     with pytest.raises(ClipPrefixError):
-        _autocast_dtype("fp8", cpu)
+        autocast_dtype("fp8", cpu)
 
 
 def test_run_folder_history_checkpoints_and_logs(coco_cache, tmp_path):
@@ -130,7 +133,7 @@ def test_run_folder_history_checkpoints_and_logs(coco_cache, tmp_path):
 
 
 def test_mapper_only_training_leaves_the_lm_alone(coco_cache, tmp_path):
-    from clipprefix.core.presets import new_captioner
+    from clipprefix.core.captioner import new_captioner
 
     res = train(config(coco_cache, tmp_path / "run", epochs=1, train_lm=False))
     before, after = new_captioner("tiny", seed=0).model, Captioner.from_pretrained(res.last_checkpoint).model

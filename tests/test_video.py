@@ -112,10 +112,10 @@ def test_vfr_timestamps_are_the_written_ones(vfr):
 
 def test_seeks_only_across_keyframes_and_skips_unneeded_frames(clip, monkeypatch):
     seeks, decoded = [], []
-    orig_seek = V._Reader.seek
-    monkeypatch.setattr(V._Reader, "seek", lambda self, pts: (seeks.append(pts), orig_seek(self, pts))[1])
-    orig_next = V._Reader._next
-    monkeypatch.setattr(V._Reader, "_next", lambda self: (lambda f: (decoded.append(f), f)[1])(orig_next(self)))
+    orig_seek = V.VideoReader.seek
+    monkeypatch.setattr(V.VideoReader, "seek", lambda self, pts: (seeks.append(pts), orig_seek(self, pts))[1])
+    orig_next = V.VideoReader._next
+    monkeypatch.setattr(V.VideoReader, "_next", lambda self: (lambda f: (decoded.append(f), f)[1])(orig_next(self)))
     list(V.frames_at(clip, [0.2, 0.4, 0.6], workers=1))     # all in the first GOP: decode on, no seek
     assert seeks == []
     list(V.frames_at(clip, [0.5, 5.5, 9.5], workers=1))     # keyframes lie between: one seek per far target

@@ -5,22 +5,13 @@ import pytest
 
 from clipprefix import synthetic
 from clipprefix.data import video
-from clipprefix.apps.caption import load_captioner
+from clipprefix.apps.options import load_captioner
 from clipprefix.core.captioner import Caption
 from clipprefix.apps.subtitles import parse_srt
 from clipprefix.apps.video_captions import caption_video, segment_spans
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
-    every op at an OpenMP barrier (see demo._torch_threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

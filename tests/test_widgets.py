@@ -7,20 +7,11 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from clipprefix import synthetic  # noqa: E402
-from clipprefix.apps.caption import load_captioner  # noqa: E402
+from clipprefix.apps.options import load_captioner  # noqa: E402
 from clipprefix.apps.widgets import CaptionExplorer, caption_explorer  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models run as fast on one thread, and then a busy neighbouring core cannot stall
-    every op at an OpenMP barrier (see demo._torch_threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,14 @@
-"""`clipprefix <command>`: thin wrappers over the library.
+"""`clipprefix <command>`: thin wrappers over the library, one module per command in `commands/`.
 
     clipprefix demo                                   # offline: synthetic data -> tiny captioner -> SRT/VTT/JSON
     clipprefix caption photo.jpg clip.mp4 --model clipcap-coco
-    clipprefix extract / train / evaluate / live / convert / presets
+    clipprefix extract / train / evaluate / live / convert / presets / push
 
-Each subcommand lives beside the code it wraps (`add_<name>_parser(subparsers)` in that module) and
-returns an exit code. Expected failures (`ClipPrefixError`) print one line and exit 2, no traceback.
+A command module has `HELP` (one line), `add_arguments(parser)` and `run(args) -> exit code`; only the
+command being run is imported (torch, transformers and open_clip take seconds to load, and
+`clipprefix --help` should not wait for them), and it is imported inside `main`'s error handling, so a
+Ctrl-C during start-up ends like one later. Expected failures (`ClipPrefixError`) print one line and
+exit 2, no traceback; Ctrl-C exits 130.
 """
 from __future__ import annotations
 
@@ -13,106 +16,61 @@ import argparse
 import importlib
 import sys
 
+from ..base import __version__
 from ..base.errors import ClipPrefixError
 
-# (module, function that adds the subcommand's parser); modules that are not there yet are skipped.
-SUBCOMMANDS = [
-    ("demo", "add_demo_parser"),
-    ("caption", "add_caption_parser"),
-    ("..data.extract", "add_extract_parser"),
-    ("..training.trainer", "add_train_parser"),
-    ("..evaluation.evaluate", "add_evaluate_parser"),
-    ("live", "add_live_parser"),
-    ("cli", "add_convert_parser"),
-    ("cli", "add_presets_parser"),
-    ("cli", "add_push_parser"),
-]
+COMMANDS = {    # name -> one-line help (kept here so that --help imports no command)
+    "demo": "offline demo: synthetic data -> train a tiny captioner -> SRT/VTT/JSON",
+    "caption": "caption images (printed) and videos (SRT/VTT/JSON files)",
+    "extract": "write CLIP feature caches for a dataset split",
+    "train": "train a captioner on CLIP feature caches",
+    "evaluate": "caption a cached split and score it (BLEU, METEOR, ROUGE-L, CIDEr, CLIPScore)",
+    "live": "real-time captions from a webcam, file or stream",
+    "convert": "convert a ClipCap or clip-gpt-captioning .pt file into a checkpoint folder",
+    "presets": "list the named checkpoints and training configs",
+    "push": "upload a checkpoint folder to the Hugging Face Hub",
+}
 
 
-def add_convert_parser(sub) -> None:
-    p = sub.add_parser("convert", help="convert a ClipCap or clip-gpt-captioning .pt file into a checkpoint folder")
-    p.add_argument("src", help="the .pt file")
-    p.add_argument("out", help="the checkpoint folder to write")
-    p.add_argument("--kind", default="auto", choices=["auto", "clipcap", "clip-gpt"])
-    p.add_argument("--clip-model", default=None, help="open_clip architecture (default: from the feature size)")
-    p.add_argument("--normalize", default=None, action=argparse.BooleanOptionalAction,
-                   help="L2-normalise CLIP features before the mapper (default: MLP no, transformer yes)")
-    p.set_defaults(func=run_convert)
+def command_module(name: str):
+    """The module that implements command `name` (imported on first use)."""
+    return importlib.import_module(f"{__package__}.commands.{name}")
 
 
-def run_convert(args) -> int:
-    from ..core.convert import convert_file
-
-    options = {} if args.kind == "clip-gpt" else {"clip_model": args.clip_model, "normalize": args.normalize}
-    out = convert_file(args.src, args.out, kind=args.kind, **options)
-    print(f"wrote {out}")
-    return 0
-
-
-def add_presets_parser(sub) -> None:
-    p = sub.add_parser("presets", help="list the named checkpoints and training configs")
-    p.set_defaults(func=run_presets)
-
-
-def run_presets(args) -> int:
-    from ..core.presets import CONFIGS, PRESETS
-
-    print("checkpoints (--model NAME):")
-    for name, preset in PRESETS.items():
-        print(f"  {name:20s} {preset.description}")
-    print("training configs (clipprefix train --config NAME):")
-    for name in CONFIGS:
-        print(f"  {name}")
-    return 0
-
-
-def add_push_parser(sub) -> None:
-    p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
-    p.add_argument("checkpoint", help="a checkpoint folder")
-    p.add_argument("repo_id", help="owner/name on the Hub")
-    p.add_argument("--private", action="store_true")
-    p.set_defaults(func=run_push)
-
-
-def run_push(args) -> int:
-    from ..core.captioner import Captioner
-
-    print(Captioner.from_pretrained(args.checkpoint).push_to_hub(args.repo_id, private=args.private))
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from ..base import __version__
-
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s own arguments are filled in (the others show their help line)."""
     parser = argparse.ArgumentParser(prog="clipprefix", description="CLIP-prefix captioning of images and videos.")
     parser.add_argument("--version", action="version", version=f"clipprefix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module, fn in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(module if module.startswith(".") else f".{module}", __package__)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(f"{__package__}.{module}"):
-                continue        # subcommand not part of this build
-            raise
-        getattr(mod, fn)(sub)
+    for name, help_line in COMMANDS.items():
+        if name == command:
+            mod = command_module(name)
+            p = sub.add_parser(name, help=help_line, description=mod.__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            mod.add_arguments(p)
+            p.set_defaults(func=mod.run)
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
     try:
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except ClipPrefixError as e:
-        print(f"clipprefix {args.command}: error: {e}", file=sys.stderr)
+        print(f"clipprefix {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"clipprefix {args.command}: interrupted", file=sys.stderr)
+        print(f"clipprefix {command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,28 +1,26 @@
-"""`clipprefix demo` (what `make demo` runs): the whole pipeline offline, on synthetic data, in minutes.
-
-    clipprefix demo                        # -> outputs/demo/
-    clipprefix demo --out /tmp/demo --epochs 6
-
-1. generate a synthetic COCO-style image dataset (shapes with captions) and a 12 s video of 4 scenes;
-2. extract the tiny CLIP features of the images (`features.extract`);
-3. train the tiny captioner on them (`train.train`, about a minute on a laptop CPU);
-4. caption the video, one segment per second, into SRT / WebVTT / JSON, with captioned key frames;
-5. score the captioner on the val split (BLEU, CIDEr, CLIPScore; needs Java) with a gallery of its best and
-   worst captions, check each scene's caption against what was drawn, and say where everything is.
-
-Nothing is downloaded: the tiny preset (CLIP tower, GPT-2, tokenizer) is built from local code.
-The real use afterwards: `clipprefix caption my_video.mp4` with the published ClipCap weights.
-"""
+"""The offline demo's five steps (`clipprefix demo`, commands/demo.py): synthetic data, tiny CLIP features,
+a trained tiny captioner, the video's subtitles, and an evaluation with its gallery, all in one folder
+that the demo claims (a marker file) so that it never replaces files it did not write."""
 from __future__ import annotations
 
-import argparse
-import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import synthetic
+from ..synthetic import tiny
 from ..base.errors import ClipPrefixError
+from ..base.files import atomic_write_text
+from ..base.threads import torch_threads
+from ..core.captioner import Captioner
+from ..core.encoder import ClipEncoder
+from ..data.extract import extract
+from ..evaluation.evaluate import evaluate
+from ..evaluation.gallery import make_gallery
+from ..training.config import TrainConfig
+from ..training.trainer import train
+from .video_captions import caption_video, cue_at
 
 DEFAULT_OUT = Path("outputs") / "demo"
 MARKER = ".clipprefix-demo"     # marks a folder as the demo's own: a later run may replace what is inside
@@ -59,17 +57,12 @@ class DemoResult:
 
 def make_data(out: Path, *, seed: int = 0, n_train: int = 384, n_val: int = 48):
     """The synthetic image dataset (every colour/shape/place/count combination, several times) and the video."""
-    from ..synthetic import layouts as synthetic
-
     synthetic.make_coco_karpathy(out / "data" / "coco", seed, n_train=n_train, n_restval=0, n_val=n_val, n_test=0)
     return synthetic.make_video(out / "demo_video.mp4", seed, n_scenes=4, scene_seconds=3.0)
 
 
 def extract_features(out: Path, *, progress: bool = True) -> dict[str, Path]:
     """Tiny-CLIP feature caches of the train and val splits."""
-    from ..core.encoder import ClipEncoder
-    from ..data.extract import extract
-
     enc = ClipEncoder.load("tiny")
     caches = {}
     for split in ("train", "val"):
@@ -82,8 +75,6 @@ def extract_features(out: Path, *, progress: bool = True) -> dict[str, Path]:
 def train_captioner(out: Path, caches: dict[str, Path], *, epochs: int = 10, seed: int = 0,
                     verbose: bool = True) -> Path:
     """Train the tiny captioner on the caches; returns its best checkpoint folder."""
-    from ..training.trainer import TrainConfig, train
-
     run = out / "run"
     if run.exists():
         shutil.rmtree(run)   # our own previous demo run (run() claimed the folder): start afresh
@@ -94,8 +85,6 @@ def train_captioner(out: Path, caches: dict[str, Path], *, epochs: int = 10, see
 
 def write_video_page(result, out: Path) -> Path:
     """An HTML page of the video's cues, each with its frame and score."""
-    from ..base.paths import atomic_write_text
-
     page = ("<!doctype html><meta charset='utf-8'><title>clipprefix demo: the video</title>"
             "<h1>clipprefix demo: captions of the synthetic video</h1>" + result._repr_html_())
     return atomic_write_text(out / "video.html", page)
@@ -104,9 +93,6 @@ def write_video_page(result, out: Path) -> Path:
 def evaluate_and_gallery(ckpt: Path, caches: dict[str, Path], out: Path, log=print):
     """Score the trained captioner on the val split and write the best/worst gallery (`gallery.py`);
     None, with the reason logged, when the metrics cannot run here (they need Java)."""
-    from ..evaluation.evaluate import evaluate
-    from ..evaluation.gallery import make_gallery
-
     try:
         res = evaluate(ckpt, caches["val"], out / "eval", verbose=False)
     except (ClipPrefixError, ImportError) as e:   # no Java, or the eval extra (pycocoevalcap) not installed
@@ -119,52 +105,29 @@ def evaluate_and_gallery(ckpt: Path, caches: dict[str, Path], out: Path, log=pri
 
 def check_scenes(result, video) -> list[dict]:
     """For each scene: the cue on screen at its middle, and whether it names what was drawn."""
-    from ..synthetic.layouts import caption_parts
-    from .video_captions import cue_at
-
     rows = []
     for s in video.scenes:
         cue = cue_at(result.cues, (s.start + s.end) / 2)
-        said = caption_parts(cue.text if cue else "")
+        said = synthetic.caption_parts(cue.text if cue else "")
         want = {k: s.attributes[k] for k in ("colour", "shape", "position", "count")}
         rows.append({"start": s.start, "end": s.end, "truth": s.caption, "caption": cue.text if cue else "",
                      "correct": all(said[k] == v for k, v in want.items())})
     return rows
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """The tiny model's matmuls are too small to split across cores, and when another process keeps a
-    core busy, every op's OpenMP barrier waits for a descheduled thread: training measured 167 s with
-    2 threads against 7 s with 1 on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(out: str | Path = DEFAULT_OUT, *, epochs: int = 10, n_train: int = 384, seed: int = 0,
         progress: bool = True, log=print) -> DemoResult:
     """Run the five steps into `out`; returns the files written and the per-scene check."""
-    from ..synthetic.tiny import tiny_clip_dir, tiny_tokenizer_dir
-
     claim_folder(Path(out))      # before anything slow: a refused folder fails at once
     t = time.perf_counter()
-    tiny_clip_dir(), tiny_tokenizer_dir()       # built once per machine; its CLIP pretraining gains from threads
+    tiny.clip_dir(), tiny.tokenizer_dir()       # built once per machine; its CLIP pretraining gains from threads
     if time.perf_counter() - t > 1:
         log(f"[demo] built the tiny preset's CLIP tower and tokenizer once ({time.perf_counter() - t:.0f} s)")
-    with _torch_threads(1):
+    with torch_threads(1):   # a tiny model on a shared machine: see base/threads.py
         return _run(Path(out), epochs, n_train, seed, progress, log)
 
 
 def _run(out: Path, epochs: int, n_train: int, seed: int, progress: bool, log) -> DemoResult:
-    from ..core.captioner import Captioner
-    from .video_captions import caption_video
-
     times: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -210,25 +173,3 @@ def _run(out: Path, epochs: int, n_train: int, seed: int, progress: bool, log) -
     log(f"  {'model':10s} {ckpt}")
     log("[demo] next: clipprefix caption my_video.mp4   (the published ClipCap COCO weights, downloaded once)")
     return res
-
-
-# ------------------------------------------------------------------ CLI
-def add_demo_parser(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="offline demo: synthetic data -> train a tiny captioner -> SRT/VTT/JSON",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--images", type=int, default=384, help="synthetic training images (default 384)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars or training log")
-    p.set_defaults(func=run_demo)
-
-
-def run_demo(args) -> int:
-    from .caption import check_writable
-
-    if args.epochs < 1 or args.images < 8:
-        raise ClipPrefixError(f"The demo needs --epochs >= 1 and --images >= 8, got {args.epochs} and {args.images}.")
-    check_writable(Path(args.out), "output folder")
-    run(args.out, epochs=args.epochs, n_train=args.images, seed=args.seed, progress=not args.quiet)
-    return 0

@@ -1,4 +1,4 @@
-"""Captioned images that render themselves in Jupyter (`_repr_html_`), for notebooks and the explorer.
+"""Results that render themselves in Jupyter (`_repr_html_`): captioned images, decoding comparisons.
 
     CaptionedImages(images, captions)      # a grid of thumbnails with their captions under them
 """
@@ -7,15 +7,16 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from typing import Any, Sequence
+
+from PIL import Image
+
+from ..core.images import to_pil
 
 
 def thumbnail_data_uri(image: Any, size: int = 192) -> str:
     """A PNG data URI of `image` (PIL, uint8 array or path) scaled to fit `size` pixels."""
-    from PIL import Image
-
-    from ..core.encoder import to_pil
-
     im = Image.open(image).convert("RGB") if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else to_pil(image)
     im = im.copy()
     im.thumbnail((size, size))
@@ -48,3 +49,32 @@ class CaptionedImages:
 
     def __repr__(self) -> str:
         return "\n".join(getattr(c, "text", str(c)) for c in self.captions)
+
+
+@dataclass
+class DecodingComparison:
+    """Captions of the same images under several decoding settings (a table in notebooks)."""
+    images: list[Any]
+    settings: dict[str, dict]
+    captions: dict[str, list]          # setting name -> one Caption per image
+
+    def _repr_html_(self) -> str:
+        head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in self.settings) + "</tr>"
+        rows = []
+        for i, im in enumerate(self.images):
+            cells = "".join(f"<td>{html.escape(self.captions[n][i].text)}<br><small>{self.captions[n][i].score:.2f}"
+                            "</small></td>" for n in self.settings)
+            rows.append(f'<tr><td><img src="{thumbnail_data_uri(im, 96)}"></td>{cells}</tr>')
+        return f"<table>{head}{''.join(rows)}</table>"
+
+
+def compare_decoding(captioner, images: Sequence[Any], settings: dict[str, dict] | None = None) -> DecodingComparison:
+    """Caption `images` once per decoding setting, e.g. {"greedy": {}, "beam 5": {"strategy": "beam"}}."""
+    settings = settings or {"greedy": {"strategy": "greedy"},
+                            "beam (5)": {"strategy": "beam", "num_beams": 5},
+                            "sample (T=0.7, p=0.9)": {"strategy": "sample", "temperature": 0.7, "top_p": 0.9,
+                                                      "seed": 0}}
+    images = list(images)
+    feats = captioner.encode_images(images)[:, None]      # encode once, decode many ways
+    caps = {name: captioner.caption_features(feats, **kw) for name, kw in settings.items()}
+    return DecodingComparison(images, settings, caps)

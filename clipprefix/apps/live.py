@@ -1,19 +1,14 @@
-"""`clipprefix live`: real-time captions for a webcam, a video file played at its own speed, or a stream.
+"""Live captioning: frames from OpenCV (webcam, file at its own speed, stream), captioned asynchronously.
 
-    clipprefix live                                     # webcam 0, window with caption + FPS overlay
-    clipprefix live --source clip.mp4 --headless        # prints "[00:00:02.000] a red circle ..." lines
-    clipprefix live --source rtsp://host/stream --srt session.srt
+    result = run_session(captioner, open_source("0"), show=window("live"))   # `clipprefix live` (commands/live.py)
+    session_cues(result)                                                       # the SRT cues, timed by the frames
 
-OpenCV reads frames on the main thread and shows them at once; a worker thread captions the newest
-frame whenever it is free (frames that arrive meanwhile are simply not captioned), so the display
-never waits for the model. A video checkpoint reads its last `frames.n` frames, spread over the last
-`--clip-seconds`. When the session ends (end of stream, Ctrl-C, the camera unplugged, `q` in the
-window) the captions are saved as SRT, timed by the frames they describe, and the caption refresh
-rate and lag (frame read -> caption ready) are reported.
+The reading thread shows every frame at once; a worker thread captions the newest frame whenever it is
+free (frames that arrive meanwhile are simply not captioned), so the display never waits for the model.
+A video checkpoint reads its last `frames.n` frames, spread over the last `clip_seconds`.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -26,7 +21,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..base.errors import ClipPrefixError
-from .subtitles import Cue
+from ..data import video
+from .render import burn_in
+from .subtitles import Cue, clean, merge_cues, tile
+from .video_captions import frames_per_segment
 
 CAMERA_START_S = 5.0     # a camera may take this long to deliver its first frame
 CAMERA_RETRIES_S = 1.0   # after that, a camera that delivers nothing for this long is gone
@@ -146,7 +144,6 @@ def parse_source(source: str) -> tuple[str, object]:
     if "://" in s:
         return "stream", s
     p = Path(s).expanduser()
-    from ..data import video
     video.probe(p)       # one-sentence errors for missing, empty, corrupt and non-video files
     return "file", p
 
@@ -155,7 +152,7 @@ def open_source(source: str, *, speed: float = 1.0) -> Iterator[tuple[np.ndarray
     """Yield (RGB frame, stream time in seconds) from OpenCV; files (and finite streams) are paced to
     their own timestamps divided by `speed`, cameras and live streams come as fast as they deliver."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # our one-sentence error replaces FFmpeg's log lines
-    import cv2
+    import cv2   # optional: the `apps` extra (OpenCV)
 
     kind, target = parse_source(source)
     level = cv2.utils.logging.getLogLevel()
@@ -173,7 +170,7 @@ def open_source(source: str, *, speed: float = 1.0) -> Iterator[tuple[np.ndarray
 
 
 def _read(cap, kind: str, paced: bool, speed: float) -> Iterator[tuple[np.ndarray, float]]:
-    import cv2
+    import cv2   # optional: the `apps` extra (OpenCV)
 
     t0 = time.perf_counter()
     last_ok = t0
@@ -205,8 +202,6 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
                 max_seconds: float | None = None, clip_seconds: float = 2.0, warmup: bool = True) -> LiveResult:
     """Caption a stream of (RGB frame, stream time) asynchronously until it ends, `show` returns
     False, `max_seconds` pass or Ctrl-C. `show(frame, caption, fps)` displays a frame."""
-    from .video_captions import frames_per_segment
-
     gen = (generation or captioner.generation).validate()
     n = frames_per_segment(captioner)
     if warmup:   # load the encoder and run the model once, so the first lag is not the loading time
@@ -267,17 +262,15 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
 
 def session_cues(result: LiveResult) -> list[Cue]:
     """Cues from the captions, each from its frame's time until the next caption, merged when equal."""
-    from .subtitles import clean, merge_cues, tile
-
     caps = sorted(result.captions, key=lambda c: c.time)
     cues = [Cue(c.time, c.time, clean(c.text), c.score, [c.time]) for c in caps]
     return merge_cues(tile(cues, None, max(result.end_time, caps[-1].time) if caps else None), threshold=1.0)
 
 
 # ------------------------------------------------------------------ display
-def _window(title: str):
+def window(title: str):
     """A `show` callback drawing into an OpenCV window, or None when no window can be opened."""
-    import cv2
+    import cv2   # optional: the `apps` extra (OpenCV)
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return None
@@ -285,8 +278,6 @@ def _window(title: str):
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
     except cv2.error:
         return None   # opencv-python-headless: no GUI support
-    from .render import burn_in
-
     def show(frame: np.ndarray, caption: str, fps: float) -> bool:
         img = burn_in(frame, caption or "…", f"{fps:.0f} fps")   # whole numbers: the box is rendered once per text
         cv2.imshow(title, img[..., ::-1])
@@ -301,76 +292,8 @@ def _window(title: str):
     return show
 
 
-# ------------------------------------------------------------------ CLI
-def add_live_parser(subparsers) -> None:
-    from .caption import DEFAULT_MODEL, add_decoding_args, add_dtype_arg
+def close_windows() -> None:
+    """Close what `window` opened."""
+    import cv2   # optional: the `apps` extra (OpenCV)
 
-    p = subparsers.add_parser("live", help="real-time captions from a webcam, file or stream",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"preset, checkpoint folder or Hub id (default {DEFAULT_MODEL})")
-    p.add_argument("--device", default="cpu")
-    add_dtype_arg(p)
-    p.add_argument("--headless", action="store_true", help="print timestamped captions instead of opening a window")
-    p.add_argument("--srt", metavar="PATH",
-                   help="where to save the session's SRT (default: <stem>_captions/<stem>.live.srt next to a file "
-                        "source, else clipprefix-live/<time>.srt)")
-    p.add_argument("--speed", type=float, default=1.0, help="play files this many times faster than real time")
-    p.add_argument("--max-seconds", type=float, help="stop after this many seconds")
-    p.add_argument("--clip-seconds", type=float, default=2.0, help="time span a video checkpoint reads (default 2)")
-    add_decoding_args(p)
-    p.set_defaults(func=run_live)
-
-
-def _default_srt(source: str) -> Path:
-    p = Path(source).expanduser()
-    if not source.strip().isdigit() and "://" not in source and p.exists():
-        return p.parent / f"{p.stem}_captions" / f"{p.stem}.live.srt"
-    return Path("clipprefix-live") / time.strftime("live-%Y%m%d-%H%M%S.srt")
-
-
-def run_live(args) -> int:
-    from .caption import check_writable, decoding_overrides, load_captioner
-    from .subtitles import clean, srt_time, write_subtitles
-
-    for name in ("speed", "clip_seconds"):
-        if not getattr(args, name) > 0:
-            raise ClipPrefixError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
-    if args.max_seconds is not None and not args.max_seconds > 0:
-        raise ClipPrefixError(f"--max-seconds must be positive, got {args.max_seconds}.")
-    srt = Path(args.srt) if args.srt else _default_srt(args.source)
-    if srt.suffix.lower() != ".srt":
-        raise ClipPrefixError(f"--srt must name a .srt file, got {srt}.")
-    check_writable(srt.parent, "SRT folder")
-    frames = open_source(args.source, speed=args.speed)      # fails early for a bad source
-    captioner = load_captioner(args.model, args.device, args.dtype)
-    gen = captioner.generation.updated(**decoding_overrides(args)).validate()
-    show = None if args.headless else _window("clipprefix live")
-    if show is None and not args.headless:
-        print("clipprefix live: no window can be opened here (headless OpenCV or no display); "
-              "printing captions instead.", file=sys.stderr)
-
-    last = [None]
-
-    def printer(c: LiveCaption) -> None:   # a line when the caption changes; the SRT keeps every refresh
-        if c.text != last[0]:
-            print(f"[{srt_time(c.time).replace(',', '.')}] {clean(c.text)}  (lag {c.lag:.2f} s)", flush=True)
-            last[0] = c.text
-
-    result = run_session(captioner, frames, generation=gen, on_caption=printer if show is None else None,
-                         show=show, max_seconds=args.max_seconds, clip_seconds=args.clip_seconds)
-    if show is not None:
-        import cv2
-        cv2.destroyAllWindows()
-    if result.reason == "end of stream" and args.source.strip().isdigit():
-        result.reason = "the camera stopped delivering frames"
-    result.cues = session_cues(result)
-    if result.cues:
-        result.srt = write_subtitles(result.cues, srt.parent, srt.name[:-4], formats=("srt",))["srt"]
-        print(f"clipprefix live: {result.summary()}; saved {result.srt}", file=sys.stderr)
-    else:
-        print(f"clipprefix live: {result.summary()}; no caption was finished, so no SRT was written.", file=sys.stderr)
-    if result.error is not None:
-        raise result.error
-    return 0
+    cv2.destroyAllWindows()

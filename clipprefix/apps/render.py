@@ -20,10 +20,14 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
 from ..base.errors import ClipPrefixError
+from ..base.files import atomic_path
+from ..core.images import open_image, to_pil
 
 _DIRS = ["/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"),
          str(Path.home() / ".local/share/fonts"), "/Library/Fonts", "/System/Library/Fonts",
@@ -46,11 +50,7 @@ def font_files() -> tuple[str, ...]:
     chain = [os.environ["CLIPPREFIX_FONT"]] if os.path.isfile(os.environ.get("CLIPPREFIX_FONT", "")) else []
     chain += [found[n] for n in _PREFERRED if n in found]
     chain += sorted(p for n, p in found.items() if re.match(r"Noto(Sans|Naskh|Kufi)\w*-Regular\.[ot]t[fc]$", n))
-    try:
-        import matplotlib
-        chain.append(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"))
-    except ImportError:
-        pass
+    chain.append(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"))
     return tuple(dict.fromkeys(p for p in chain if os.path.isfile(p)))
 
 
@@ -58,8 +58,6 @@ def font_files() -> tuple[str, ...]:
 def _coverage(path: str) -> frozenset[int] | None:
     """Code points the font has glyphs for (None: unknown, assume all)."""
     try:
-        from fontTools.ttLib import TTFont
-
         with TTFont(path, fontNumber=0, lazy=True) as f:
             return frozenset(f.getBestCmap() or ())
     except Exception:  # noqa: BLE001 - an unreadable font file is skipped, not fatal
@@ -169,11 +167,7 @@ def _metrics(size: int) -> tuple[int, int]:
 
 # ------------------------------------------------------------------ public drawing
 def _as_pil(image: Any) -> Image.Image:
-    if isinstance(image, (str, os.PathLike)):
-        from ..core.captioner import _open_image
-        return _open_image(image)
-    from ..core.encoder import to_pil
-    return to_pil(image)
+    return to_pil(open_image(image))
 
 
 def caption_under(image: Any, text: str, *, min_width: int = 384, font_size: int | None = None,
@@ -233,8 +227,6 @@ def burn_in(frame: np.ndarray, text: str, extra: str = "") -> np.ndarray:
 
 def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92) -> Path:
     """Write a PIL image atomically (JPEG unless the name says .png)."""
-    from ..base.paths import atomic_path
-
     path = Path(path)
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     with atomic_path(path) as tmp:

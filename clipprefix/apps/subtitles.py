@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..base.errors import ClipPrefixError
-from ..base.paths import atomic_write_text
+from ..base.files import atomic_write_text
 
 MAX_CHARS = 42      # per line (BBC / Netflix limit for Latin scripts)
 MAX_LINES = 2       # per cue
@@ -64,11 +64,6 @@ def _hms(ms: int, sep: str) -> str:
 def srt_time(seconds: float) -> str:
     """`HH:MM:SS,mmm` (SRT)."""
     return _hms(to_ms(seconds), ",")
-
-
-def vtt_time(seconds: float) -> str:
-    """`HH:MM:SS.mmm` (WebVTT)."""
-    return _hms(to_ms(seconds), ".")
 
 
 def parse_time(text: str) -> float:

@@ -12,6 +12,7 @@ thread while CLIP and GPT-2 run on batches of segments: the model is loaded once
 """
 from __future__ import annotations
 
+import bisect
 import html
 import queue
 import threading
@@ -21,10 +22,16 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
-from . import subtitles
-from ..data import video
 from ..base.errors import ClipPrefixError
+from ..base.files import write_folder
+from ..data import sampling, video
+from ..data.video_write import write_mp4
+from . import subtitles
+from .display import thumbnail_data_uri
+from .render import burn_in, caption_under, save_image
 from .subtitles import Cue
 
 DEFAULT_SEGMENTS = "every:2"
@@ -60,8 +67,6 @@ class VideoCaptions:
         return written
 
     def _repr_html_(self) -> str:
-        from .display import thumbnail_data_uri
-
         rows = []
         for c in self.cues:
             i = next((k for k, s in enumerate(self.segments) if s.start >= c.start), None)
@@ -77,11 +82,11 @@ class VideoCaptions:
 
 
 # ------------------------------------------------------------------ segments
-def segment_spans(path: str | Path, policy: str | video.Sampling, *, strict: bool = True,
+def segment_spans(path: str | Path, policy: str | sampling.Sampling, *, strict: bool = True,
                   info: video.VideoInfo | None = None) -> list[tuple[float, float]]:
     """The segments (start, end) in seconds. `strict`: a segment longer than the whole video, or
     shorter than one frame, is an error (otherwise the video becomes one segment)."""
-    policy = video.parse_policy(policy)
+    policy = sampling.parse_policy(policy)
     info = info or video.probe(path)
     if policy.kind == "scenes":
         return video.detect_scenes(path, policy.value, policy.min_seconds)
@@ -171,8 +176,6 @@ def _chunks(path, times, n_per_seg: int, segs_per_chunk: int, encoder, thumbs: b
 
 
 def _pack(frames: list, n: int, encoder, thumbs: bool):
-    from PIL import Image
-
     pixels = encoder.preprocess([f.image for f in frames])
     mids = []
     for k in range(0, len(frames), n) if thumbs else ():
@@ -183,21 +186,19 @@ def _pack(frames: list, n: int, encoder, thumbs: bool):
 
 
 # ------------------------------------------------------------------ captioning
-def caption_video(captioner, path: str | Path, segments: str | video.Sampling = DEFAULT_SEGMENTS, *,
+def caption_video(captioner, path: str | Path, segments: str | sampling.Sampling = DEFAULT_SEGMENTS, *,
                   strict: bool = True, merge: float | None = 0.85, batch_size: int = 32,
                   progress: bool | None = None, thumbnails: bool = True, generation=None,
                   **overrides) -> VideoCaptions:
     """Caption each segment of `path`; `merge` (similarity threshold, None: off) joins consecutive
     near-identical captions; `thumbnails` keeps a small picture per segment (for notebooks).
     Decoding `overrides` (strategy, num_beams, ...) as in `Captioner`."""
-    from tqdm.auto import tqdm
-
     if batch_size < 1:
         raise ClipPrefixError(f"batch_size must be at least 1, got {batch_size}.")
     gen = (generation or captioner.generation).updated(**overrides).validate()
     t0 = time.perf_counter()
     path = Path(path)
-    policy = video.parse_policy(segments)
+    policy = sampling.parse_policy(segments)
     info = video.probe(path)
     spans = segment_spans(path, policy, strict=strict, info=info)
     n = frames_per_segment(captioner)
@@ -230,9 +231,6 @@ def caption_video(captioner, path: str | Path, segments: str | video.Sampling = 
 # ------------------------------------------------------------------ extra outputs
 def write_keyframes(result: VideoCaptions, folder: Path, short_side: int = 360) -> Path:
     """One JPEG per cue: the middle frame of the cue's best segment, its caption drawn under it."""
-    from ..core.checkpoint import write_folder
-    from .render import caption_under, save_image
-
     mids = []
     for c in result.cues:
         best = max(c.parts, key=lambda p: p["score"] if p["score"] is not None else float("-inf")) if c.parts else None
@@ -250,8 +248,6 @@ def write_keyframes(result: VideoCaptions, folder: Path, short_side: int = 360) 
 
 def cue_at(cues: Sequence[Cue], t: float) -> Cue | None:
     """The cue on screen at time `t` (seconds), by binary search over the tiled cues."""
-    import bisect
-
     i = bisect.bisect_right([c.start for c in cues], t) - 1
     if 0 <= i < len(cues) and t < cues[i].end + 1e-9:
         return cues[i]
@@ -261,11 +257,6 @@ def cue_at(cues: Sequence[Cue], t: float) -> Cue | None:
 def write_preview(result: VideoCaptions, path: Path, *, short_side: int = 480, progress: bool | None = None) -> Path:
     """An H.264 mp4 of the video (at most `short_side` pixels on its shorter side, no audio) with the
     captions burned in, at the source's own frame times."""
-    from tqdm.auto import tqdm
-
-    from .render import burn_in
-    from ..synthetic.layouts import write_mp4
-
     times: list[float] = []   # pts from 0, so the preview starts at once
 
     def frames():

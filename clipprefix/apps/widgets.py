@@ -1,6 +1,6 @@
 """An ipywidgets caption explorer: pick an item or upload an image / video, change decoding, see captions.
 
-    from clipprefix.widgets import caption_explorer
+    from clipprefix.apps.widgets import caption_explorer
     caption_explorer("clipcap-coco", items="my_photos/")     # the one-line notebook cell
 
 Every callback is a plain method (`select`, `on_upload`, `refresh`), so tests drive the explorer
@@ -15,9 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-import ipywidgets as W
+import ipywidgets as W   # this module is imported only where widgets are wanted (notebooks)
 
 from ..base.errors import ClipPrefixError
+from ..data import datasets, sampling, video
+from .display import thumbnail_data_uri
+from .inputs import kind_of
+from .options import load_captioner
+from .subtitles import srt_time
+from .video_captions import frame_times, frames_per_segment, segment_spans
 
 
 def _items(items) -> dict[str, tuple[Path, list[str]]]:
@@ -25,8 +31,6 @@ def _items(items) -> dict[str, tuple[Path, list[str]]]:
     if items is None:
         return {}
     if isinstance(items, (str, Path)):
-        from ..data import datasets
-
         items = datasets.load("auto", Path(items), "all")   # a folder's captions.csv/.jsonl give references
     out = {}
     for it in items:
@@ -40,8 +44,6 @@ class CaptionExplorer(W.VBox):
     """The explorer widget; `caption_explorer(...)` builds one."""
 
     def __init__(self, captioner, items=None, *, segments: int = 6):
-        from .caption import load_captioner
-
         self.captioner = load_captioner(captioner) if isinstance(captioner, (str, Path)) else captioner
         self.catalog = _items(items)
         g = self.captioner.generation
@@ -129,12 +131,9 @@ class CaptionExplorer(W.VBox):
         return (str(self.path), st.st_mtime_ns if st else None, st.st_size if st else None)
 
     def _is_video(self) -> bool:
-        from .caption import kind_of
         return kind_of(self.path) == "video"
 
     def _image_html(self) -> str:
-        from .display import thumbnail_data_uri
-
         key = self._file_key()
         if key not in self._feats:
             self._feats[key] = self.captioner.encode_images([self.path])[:, None]
@@ -147,14 +146,9 @@ class CaptionExplorer(W.VBox):
                 f"<ol>{lines}</ol>{refs}</div>")
 
     def _video_html(self) -> str:
-        from ..data import video
-        from .display import thumbnail_data_uri
-        from .video_captions import frame_times, frames_per_segment, segment_spans
-        from .subtitles import srt_time
-
         key = (*self._file_key(), self.segments.value)
         if key not in self._feats:
-            spans = segment_spans(self.path, video.uniform(self.segments.value), strict=False)
+            spans = segment_spans(self.path, sampling.uniform(self.segments.value), strict=False)
             n = frames_per_segment(self.captioner)
             frames = list(video.frames_at(self.path, frame_times(spans, n), short_side=self.captioner.encoder.pre.size))
             feats = self.captioner.encode_images([f.image for f in frames]).view(len(spans), n, -1)

@@ -7,9 +7,3 @@ it without a traceback and exits with status 2; library users can catch it like 
 
 class ClipPrefixError(Exception):
     """An expected failure (bad input, missing weights, impossible option) with a one-sentence message."""
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise `ClipPrefixError(message)` unless `condition` holds."""
-    if not condition:
-        raise ClipPrefixError(message)

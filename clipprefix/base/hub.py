@@ -12,6 +12,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from huggingface_hub import constants, hf_hub_download, snapshot_download, try_to_load_from_cache
+
 from .errors import ClipPrefixError
 
 
@@ -33,8 +35,6 @@ def _reachable_or_raise(what: str):
     """Fail at once when the Hub's host does not even resolve (huggingface_hub would retry for ~20 s,
     printing a warning per try), and keep its retry chatter out of the user's terminal otherwise."""
     if not hub_offline():
-        from huggingface_hub import constants
-
         host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
         try:
             socket.getaddrinfo(host, 443)
@@ -51,8 +51,6 @@ def _reachable_or_raise(what: str):
 
 def hub_file(repo_id: str, filename: str, *, revision: str | None = None) -> Path:
     """Local path of `filename` in hub repo `repo_id`, downloading it into the HF cache if needed."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
     cached = try_to_load_from_cache(repo_id, filename, revision=revision)
     if isinstance(cached, str) and os.path.isfile(cached):
         return Path(cached)
@@ -66,8 +64,6 @@ def hub_file(repo_id: str, filename: str, *, revision: str | None = None) -> Pat
 
 def hub_snapshot(repo_id: str, *, revision: str | None = None, allow_patterns=None) -> Path:
     """Local folder with a snapshot of hub repo `repo_id` (a checkpoint folder)."""
-    from huggingface_hub import snapshot_download
-
     what = f"the checkpoint {repo_id} from the Hugging Face Hub"
     try:   # a complete earlier download works offline
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=True))

@@ -3,17 +3,15 @@
 - `CLIPPREFIX_DATA`: data root (default `<repo>/data` in a checkout, else `~/clipprefix-data`),
   with `raw/` (read-only inputs), `interim/` and `processed/` (feature caches) below it.
 - `CLIPPREFIX_CACHE`: cache for generated assets such as the tiny preset (default `~/.cache/clipprefix`).
+- `CLIPPREFIX_CHECKPOINTS`: trained captioners (default `<repo>/checkpoints` in a checkout).
 - `CLIPPREFIX_SMOKE=1`: smoke mode for notebooks and tests (tiny preset, tiny synthetic data).
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent     # clipprefix/
 REPO_DIR = PACKAGE_DIR.parent
 
 
@@ -42,43 +40,16 @@ def checkpoints_dir() -> Path:
     return REPO_DIR / "checkpoints" if _in_checkout() else cache_dir() / "checkpoints"
 
 
+def env_flag(name: str, default: bool = False) -> bool:
+    """A boolean environment variable: 1/true/yes/on, 0/false/no/off, else `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    return default
+
+
 def smoke_mode() -> bool:
-    """True when `CLIPPREFIX_SMOKE` is set to a true value (1/true/yes)."""
-    return os.environ.get("CLIPPREFIX_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it.
-
-    Readers never see a half-written file, also after a crash or kill -9 (the rename is atomic
-    on POSIX file systems when both names live in the same directory).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes owner-only files; give the usual permissions
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write `text` to `path` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding=encoding)
-    return Path(path)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
+    """True when `CLIPPREFIX_SMOKE` is set to a true value (1/true/yes/on)."""
+    return env_flag("CLIPPREFIX_SMOKE")

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import huggingface_hub
 import torch
 
-from .checkpoint import load_lm, load_mapper_state, load_tokenizer, read_config, resolve, save_checkpoint
-from .decoding import GenerationConfig, generate
-from .encoder import trained_with_quick_gelu
 from ..base.errors import ClipPrefixError
+from . import registry
+from .checkpoint import load_lm, load_mapper_state, load_tokenizer, read_config, save_checkpoint, tokenizer_from_folder
+from .decoding import generate
+from .encoder import ClipEncoder, trained_with_quick_gelu
+from .generation import GenerationConfig
+from .images import open_image
 from .mappers import MapperConfig
 from .model import ClipPrefixModel
+from .presets import new_config, resolve
 
 
 @dataclass
@@ -40,27 +46,12 @@ class Caption:
         return self.text
 
 
-def _open_image(item: Any):
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(item, (str, os.PathLike)):
-        try:
-            with Image.open(item) as im:
-                return im.convert("RGB")
-        except FileNotFoundError as e:
-            raise ClipPrefixError(f"{item}: no such image file.") from e
-        except Image.DecompressionBombError as e:
-            raise ClipPrefixError(f"{item}: too many pixels to be a photo, refused as a possible decompression "
-                                  f"bomb ({e}).") from e
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise ClipPrefixError(f"{item}: not a readable image ({e}).") from e
-    return item
-
-
 class Captioner:
     def __init__(self, config: dict, model: ClipPrefixModel, tokenizer, *, folder: Path | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, encoder=None):
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, encoder=None,
+                 fast: bool | None = None):
         self.config = config
+        self.fast = fast                # None: the CLIPPREFIX_FAST switch (clipprefix.fast)
         self.model = model.eval()
         self._tokenizer = tokenizer
         self.folder = folder
@@ -73,32 +64,39 @@ class Captioner:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str = "cpu",
-                        dtype: torch.dtype | None = None) -> "Captioner":
+                        dtype: torch.dtype | None = None, fast: bool | None = None) -> "Captioner":
+        """A captioner from a checkpoint folder, a preset (`clipprefix presets`) or a Hub id; `fast=False`
+        runs stock transformers / torch (default: the CLIPPREFIX_FAST switch)."""
         folder = resolve(name_or_path)
         config = read_config(folder)
         lm = load_lm(folder, config["lm"])
         model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm,
                                 normalize=config["clip"].get("normalize", False),
-                                train_lm=config["lm"].get("trainable", False))
+                                train_lm=config["lm"].get("trainable", False), fast=fast)
         state = load_mapper_state(folder)
         try:
             model.mapper.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
             raise ClipPrefixError(f"The mapper weights in {folder} do not match its config.json ({first}).") from e
-        return cls(config, model, None, folder=folder, device=device, dtype=dtype)   # tokenizer: on first use
+        return cls(config, model, None, folder=folder, device=device, dtype=dtype, fast=fast)   # tokenizer: on first use
 
     @classmethod
-    def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str = "cpu", seed: int = 0) -> "Captioner":
-        """A new captioner (freshly initialised mapper) from a config such as `presets.new_config(...)`."""
+    def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str = "cpu", seed: int = 0,
+                    fast: bool | None = None) -> "Captioner":
+        """A new captioner (freshly initialised mapper) from a config such as `presets.new_config(...)`: the
+        LM and tokenizer by their Hub names, or built by the config's local kit (the tiny preset)."""
         config = copy.deepcopy(config)
-        tokenizer = tokenizer or load_tokenizer(_config_folder(config), config["tokenizer"])
-        lm = lm or load_lm(_config_folder(config), config["lm"])
+        kit = registry.kit(config["kit"]) if config.get("kit") else None
+        if tokenizer is None:
+            tokenizer = tokenizer_from_folder(kit.tokenizer_dir()) if kit else load_tokenizer(None, config["tokenizer"])
+        if lm is None:
+            lm = kit.new_lm(len(tokenizer), tokenizer.eos_token_id, seed=seed) if kit else load_lm(None, config["lm"])
         config["mapper"]["n_embd"] = lm.get_input_embeddings().weight.shape[1]
         torch.manual_seed(seed)
         model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm, normalize=config["clip"].get("normalize", False),
-                                train_lm=config["lm"].get("trainable", False))
-        return cls(config, model, tokenizer, folder=_config_folder(config), device=device)
+                                train_lm=config["lm"].get("trainable", False), fast=fast)
+        return cls(config, model, tokenizer, device=device, fast=fast)
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint folder (see `checkpoint.py`); the LM is included when it was fine-tuned."""
@@ -118,11 +116,7 @@ class Captioner:
     def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
                     commit_message: str = "Upload clipprefix captioner") -> str:
         """Save to a temporary folder and upload it as Hub repo `repo_id`; returns the repo URL."""
-        import tempfile
-
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
+        api = huggingface_hub.HfApi(token=token)
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(Path(tmp) / "ckpt")
             try:
@@ -163,16 +157,14 @@ class Captioner:
     def encoder(self):
         """The CLIP encoder named in the config, loaded on first use, in the captioner's device and dtype."""
         if self._encoder is None:
-            from .encoder import ClipEncoder
-
             c = self.config["clip"]
             if c.get("included"):
                 self._encoder = ClipEncoder.load(f"local-dir:{self.clip_dir()}", None, device=self.device,
                                                  dtype=self.dtype, output=c.get("output", "embed"),
-                                                 name=c.get("spec_name"))
+                                                 name=c.get("spec_name"), fast=self.fast)
             else:
                 self._encoder = ClipEncoder.load(c["model"], c.get("pretrained"), device=self.device,
-                                                 dtype=self.dtype, output=c.get("output", "embed"))
+                                                 dtype=self.dtype, output=c.get("output", "embed"), fast=self.fast)
             if self._encoder.embed_dim != self.model.mapper_cfg.clip_dim:
                 raise ClipPrefixError(f"The CLIP model gives {self._encoder.embed_dim}-d features but the mapper "
                                       f"expects {self.model.mapper_cfg.clip_dim}-d.")
@@ -239,7 +231,8 @@ class Captioner:
     @torch.inference_mode()
     def _caption_batch(self, feats: torch.Tensor, gen: GenerationConfig) -> list[Caption]:
         prefix = self.model.prefix(feats.to(self.device))
-        seqs = generate(self.model.lm, prefix, gen, eos_token_id=self.eos_token_id, decode=self.tokenizer.decode)
+        seqs = generate(self.model.lm, prefix, gen, eos_token_id=self.eos_token_id, decode=self.tokenizer.decode,
+                        fast=self.fast)
         result = []
         for alts in seqs:
             best = alts[0]
@@ -249,7 +242,7 @@ class Captioner:
 
     def encode_images(self, images: Iterable[Any], batch_size: int = 64) -> torch.Tensor:
         """Images (PIL, uint8 arrays or paths) -> CLIP features (N, D)."""
-        return self.encoder.encode_images([_open_image(im) for im in images], batch_size=batch_size)
+        return self.encoder.encode_images([open_image(im) for im in images], batch_size=batch_size)
 
     def caption_images(self, images: Iterable[Any], generation: GenerationConfig | None = None, *,
                        batch_size: int = 32, **overrides) -> list[Caption]:
@@ -269,6 +262,7 @@ class Captioner:
         return self.caption_features(feats, generation, **overrides)
 
 
-def _config_folder(config: dict) -> Path | None:
-    src = config.get("source_folder")
-    return Path(src) if src else None
+def new_captioner(name: str, *, seed: int = 0, device: str = "cpu", fast: bool | None = None, **mapper_overrides):
+    """An untrained captioner from config `name` (`clipprefix presets`): the tiny ones are built from local code,
+    the others download their LM."""
+    return Captioner.from_config(new_config(name, **mapper_overrides), device=device, seed=seed, fast=fast)

@@ -14,72 +14,33 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
+from ..base import __version__
 from ..base.errors import ClipPrefixError
+from ..base.files import write_folder
+from ..base.hub import from_hub
 
 FORMAT = "clipprefix"
 FORMAT_VERSION = 1
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def quiet_transformers() -> None:
     """No per-file progress bars or advisory warnings from transformers in our output."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-
-
-def recover_folder(path: str | os.PathLike) -> None:
-    """Put back the previous copy of folder `path` if a kill came between `write_folder`'s two renames
-    (the old folder moved aside, the new one not yet in place)."""
-    path = Path(path)
-    if not path.exists():
-        olds = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
-        if olds:
-            os.rename(olds[-1], path)
-
-
-def write_folder(path: str | os.PathLike, fill) -> Path:
-    """Create folder `path` atomically: `fill(tmp_dir)` writes the files, then the folder is swapped in.
-
-    Readers see the old folder or the new one, never a half-written one; a kill between the two renames
-    leaves the old one aside, and `recover_folder` (run by every load and save) puts it back."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes owner-only folders; give the usual permissions
-    old = None
-    try:
-        fill(tmp)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.rename(path, old)
-        os.rename(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists():
-            shutil.rmtree(old, ignore_errors=True)
-    return path
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenizer=None,
                     clip_dir: str | os.PathLike | None = None) -> Path:
     """Write a checkpoint folder. `lm`/`tokenizer`/`clip_dir` are stored when config marks them included."""
-    from safetensors.torch import save_file
-
-    from ..base import __version__
-
     config = dict(config, format=FORMAT, format_version=FORMAT_VERSION, clipprefix_version=__version__)
 
     quiet_transformers()
@@ -98,27 +59,6 @@ def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenize
     return write_folder(path, fill)
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A local checkpoint folder for a folder path, a preset name or a Hugging Face Hub id."""
-    p = Path(name_or_path).expanduser()
-    recover_folder(p)
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ClipPrefixError(f"{p} is not a clipprefix checkpoint: it has no config.json.")
-        return p
-    if p.exists():
-        raise ClipPrefixError(f"{p} is a file, but a checkpoint is a folder (for a ClipCap .pt file run `clipprefix convert`).")
-    from .presets import PRESETS, resolve_preset
-
-    name = str(name_or_path)
-    if name in PRESETS:
-        return resolve_preset(name)
-    if _HUB_ID.match(name):
-        from ..base.hub import hub_snapshot
-        return hub_snapshot(name)
-    raise ClipPrefixError(f"No checkpoint '{name}': it is not a folder, a preset ({', '.join(PRESETS)}) or a Hub id (owner/name).")
-
-
 def read_config(folder: Path) -> dict:
     try:
         config = json.loads((folder / "config.json").read_text())
@@ -132,9 +72,6 @@ def read_config(folder: Path) -> dict:
 
 
 def load_mapper_state(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     f = folder / "model.safetensors"
     if not f.is_file():
         raise ClipPrefixError(f"{folder} has no model.safetensors, so it holds no mapper weights.")
@@ -146,20 +83,20 @@ def load_mapper_state(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def load_lm(folder: Path, lm_cfg: dict):
-    from transformers import AutoModelForCausalLM
-
     quiet_transformers()
     if lm_cfg.get("included"):
         return AutoModelForCausalLM.from_pretrained(str(folder / "lm"))
-    from ..base.hub import from_hub
     return from_hub(AutoModelForCausalLM.from_pretrained, lm_cfg["name"], f"the language model {lm_cfg['name']}")
 
 
-def load_tokenizer(folder: Path | None, tok_cfg: dict):
-    from transformers import AutoTokenizer
+def tokenizer_from_folder(folder: str | os.PathLike):
+    """A transformers tokenizer saved in `folder`."""
+    quiet_transformers()
+    return AutoTokenizer.from_pretrained(str(folder))
 
+
+def load_tokenizer(folder: Path | None, tok_cfg: dict):
     quiet_transformers()
     if tok_cfg.get("included"):
         return AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-    from ..base.hub import from_hub
     return from_hub(AutoTokenizer.from_pretrained, tok_cfg["name"], f"the tokenizer {tok_cfg['name']}")

@@ -16,9 +16,12 @@ import re
 from pathlib import Path
 
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
-from .checkpoint import save_checkpoint
 from ..base.errors import ClipPrefixError
+from .checkpoint import save_checkpoint
+from .generation import CLIPCAP
+from .mappers import MapperConfig, build_mapper
 
 _OLD_BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
 KINDS = ("auto", "clipcap", "clip-gpt")
@@ -51,8 +54,6 @@ def detect_kind(sd: dict) -> str:
 
 def gpt2_from_state_dict(sd: dict[str, torch.Tensor]):
     """A GPT2LMHeadModel whose config is read off the tensor shapes, with `sd` loaded into it."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     sd = {k: v for k, v in sd.items() if not _OLD_BUFFERS.search(k)}
     wte = sd["transformer.wte.weight"]
     n_layer = len({k.split(".")[2] for k in sd if k.startswith("transformer.h.")})
@@ -100,7 +101,7 @@ def convert_clipcap(sd: dict, *, clip_model: str | None = None, clip_pretrained:
         "mapper": mapper,
         "lm": {"name": "gpt2", "trainable": trainable, "included": True},
         "tokenizer": {"name": "gpt2"},
-        "generation": {"strategy": "greedy", "max_new_tokens": 67, "stop_strings": ["."]},
+        "generation": CLIPCAP.to_dict(),
         "converted_from": "clipcap",
     }
     return config, m, lm
@@ -138,8 +139,6 @@ def convert_file(src: str | os.PathLike, target: str | os.PathLike, *, kind: str
         config, mapper_state, lm = convert_clipcap(sd, **options)
     else:
         config, mapper_state, lm = convert_clip_gpt(sd)
-    from .mappers import MapperConfig, build_mapper
-
     mapper = build_mapper(MapperConfig.from_dict(config["mapper"]))   # check the weights fit before writing
     try:
         mapper.load_state_dict(mapper_state)

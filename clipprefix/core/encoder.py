@@ -10,39 +10,29 @@ normalise with the model's mean/std), done per image in PIL and normalised as on
 from __future__ import annotations
 
 import functools
-
+import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import open_clip
 import torch
 from PIL import Image
 
+from ..fast import enabled as fast_enabled
 from ..base.errors import ClipPrefixError
+from ..base.hub import offline_message
+from ..fast.cpu_linear import onednn_works, use_cpu_linear, use_stock_linear
+from . import registry
+from .images import to_pil
 
 _INTERP = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
 
 
-def to_pil(image: Any) -> Image.Image:
-    """Accept a PIL image or an HxWx3 (or HxW) uint8 array; return an RGB PIL image."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ClipPrefixError(f"Image arrays must be uint8, got {image.dtype}.")
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ClipPrefixError(f"Image arrays must be HxWx3, got shape {image.shape}.")
-        return Image.fromarray(image[..., :3])
-    raise ClipPrefixError(f"Cannot encode an object of type {type(image).__name__} as an image.")
-
-
 def _local_name(folder: str) -> str:
     """A name for a local open_clip folder that changes when its weights do (caches check it)."""
-    import hashlib
-
     h = hashlib.sha256()
     for f in sorted(os.listdir(folder)):
         p = os.path.join(folder, f)
@@ -65,15 +55,11 @@ class PreprocessSpec:
 
 @functools.lru_cache(maxsize=1)
 def _resize_pool():
-    from concurrent.futures import ThreadPoolExecutor
-
     return ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="clip-resize")
 
 
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX) and this torch's oneDNN runs it."""
-    from ..fast.cpu_linear import onednn_works
-
     cpu = getattr(torch, "cpu", None)
     has = any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return bool(has) and onednn_works(torch.bfloat16)
@@ -84,10 +70,9 @@ SHORT_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp
 
 def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device" = "cpu") -> torch.dtype:
     """CLIP's compute dtype: a torch dtype, 'fp32'/'bf16'/'fp16', None (fp32), or 'auto': fp16 on CUDA
-    (what OpenAI's `clip.load` gives there), bf16 on a CPU with bf16 units, fp32 otherwise.
-
-    On a 2-core AVX512-BF16 CPU, bf16 runs ViT-B/32 at 2x fp32's speed and its features have a cosine of
-    0.9999 to fp32's (benchmarks/bench_extract.py); caches store fp16 features either way."""
+    (what OpenAI's `clip.load` gives there), bf16 on a CPU with bf16 units, fp32 otherwise. bf16 features
+    agree with fp32's to a cosine of 0.9999 (benchmarks/bench_extract.py checks it, tests/test_encoders.py
+    pins it on the tiny tower); caches store fp16 features either way."""
     if isinstance(dtype, torch.dtype):
         return dtype
     names = {None: torch.float32, **{s: d for d, s in SHORT_NAMES.items()},
@@ -106,8 +91,6 @@ def trained_with_quick_gelu(model: str, pretrained: str | None) -> bool:
     """Whether open_clip's tag `pretrained` of `model` was trained with QuickGELU (OpenAI's own weights,
     which ClipCap's checkpoints were trained on). open_clip 3 builds its `ViT-B-32` with nn.GELU and only
     warns when such weights are loaded into it; the features then drift from the real CLIP's."""
-    import open_clip
-
     if not pretrained or os.path.isfile(pretrained) or model.startswith(("local-dir:", "hf-hub:")):
         return False
     return bool((open_clip.get_pretrained_cfg(model, pretrained) or {}).get("quick_gelu"))
@@ -116,17 +99,18 @@ def trained_with_quick_gelu(model: str, pretrained: str | None) -> bool:
 class ClipEncoder:
     """An open_clip model with batched preprocessing; `spec` identifies it (for caches and checkpoints).
 
-    The encoder owns `model`: its nn.Linear and nn.MultiheadAttention layers are switched to
-    `cpu_linear`'s (the same weights; oneDNN's fp32 products on a CPU, about twice MKL's speed on AMD CPUs)."""
+    The encoder owns `model`: on a CPU with the fast paths on (`clipprefix.fast`; `fast=` overrides the
+    switch) its nn.Linear and nn.MultiheadAttention layers run through `fast.cpu_linear` (the same weights),
+    on any other device or with them off they are the stock modules."""
 
     def __init__(self, model: torch.nn.Module, spec: dict, tokenizer=None, *, normalize: bool = False,
-                 device: str | torch.device = "cpu", dtype: "torch.dtype | str | None" = None):
-        from ..fast.cpu_linear import use_cpu_linear
-
-        self.model = use_cpu_linear(model.eval())
+                 device: str | torch.device = "cpu", dtype: "torch.dtype | str | None" = None,
+                 fast: bool | None = None):
+        self.model = model.eval()
+        self.fast = fast
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model.to(self.device, self.dtype)
+        self._place()
         self.normalize = normalize
         self.tokenizer = tokenizer
         pp = spec["preprocess"]
@@ -142,10 +126,10 @@ class ClipEncoder:
     def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
              dtype: "torch.dtype | str | None" = None, normalize: bool = False, cache_dir: str | None = None,
              weights: str | os.PathLike | None = None, output: str = "embed",
-             name: str | None = None) -> "ClipEncoder":
+             name: str | None = None, fast: bool | None = None) -> "ClipEncoder":
         """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
 
-        `model="tiny"` gives the tiny local tower; `model="local-dir:/path"` an open_clip folder;
+        `model="tiny"` gives the tiny local tower (a local kit, `registry.py`); `model="local-dir:/path"` an open_clip folder;
         `pretrained` may also be a path to a weights file (or pass `weights=`). `name` overrides the
         model name recorded in `spec` (a checkpoint's copy of the tiny tower keeps the tiny name). `output="pooled"` drops
         the final projection: the pooled, LayerNorm-ed class token (Hugging Face's `pooler_output`),
@@ -153,13 +137,10 @@ class ClipEncoder:
         """
         if output not in ("embed", "pooled"):
             raise ClipPrefixError(f"CLIP output must be 'embed' or 'pooled', got '{output}'.")
-        import open_clip
-
         if model.startswith(("local-dir:", "hf-hub:")):
             pretrained = None
-        if model == "tiny":
-            from ..synthetic.tiny import TINY_VERSION, tiny_clip_dir
-            model, pretrained, name = f"local-dir:{tiny_clip_dir()}", None, f"tiny-clip-{TINY_VERSION}"
+        if registry.is_kit(model):
+            model, pretrained, name = f"local-dir:{registry.kit(model).clip_dir()}", None, registry.clip_name(model)
         if weights is not None:
             pretrained = str(weights)
         if pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(model) \
@@ -171,7 +152,6 @@ class ClipEncoder:
         try:
             net = open_clip.create_model(model, pretrained=pretrained, cache_dir=cache_dir, force_quick_gelu=quick_gelu)
         except (RuntimeError, OSError, ValueError) as e:
-            from ..base.hub import offline_message
             raise ClipPrefixError(offline_message(f"CLIP weights {model}/{pretrained}", e)) from e
         if output == "pooled":
             net.visual.proj = None
@@ -194,14 +174,22 @@ class ClipEncoder:
             tokenizer = open_clip.get_tokenizer(model)
         except Exception:  # noqa: BLE001 - text side is optional (CLIPScore only); image encoding still works
             tokenizer = None
-        return cls(net, spec, tokenizer, normalize=normalize, device=device, dtype=dtype)
+        return cls(net, spec, tokenizer, normalize=normalize, device=device, dtype=dtype, fast=fast)
 
     def to(self, device=None, dtype=None) -> "ClipEncoder":
         """Move the model to `device` and/or `dtype` (as `resolve_dtype` reads it); returns self."""
         self.device = torch.device(device) if device is not None else self.device
         self.dtype = resolve_dtype(dtype, self.device) if dtype is not None else self.dtype
-        self.model.to(self.device, self.dtype)
+        self._place()
         return self
+
+    def _place(self) -> None:
+        """The model on the encoder's device and dtype, with the CPU's fast layers exactly where they apply."""
+        if self.device.type == "cpu" and fast_enabled(self.fast):
+            use_cpu_linear(self.model)
+        else:
+            use_stock_linear(self.model)
+        self.model.to(self.device, self.dtype)
 
     # ---------------------------------------------------------------- preprocessing
     def _resize_crop(self, img: Image.Image) -> np.ndarray:

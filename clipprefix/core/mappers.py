@@ -18,7 +18,7 @@ so converted state dicts load without renaming inside the mapper.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,6 @@ class MapperConfig:
     max_frames: int = 32        # video mapper: temporal position table size
     hidden: int | None = None   # MLP hidden width; ClipCap uses n_embd*K//2
     dropout: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,129 +1,151 @@
-"""Named presets: ready checkpoints (`tiny`, the published ClipCap weights) and configs for new models.
+"""Named presets: training configs (`configs/*.json`) and ready checkpoints (`configs/checkpoints.json`).
 
-    Captioner.from_pretrained("clipcap-coco")     # downloads coco_weights.pt once, converts, caches
-    new_config("clipcap-transformer")              # a config to train from (see train.py)
+    new_config("clipcap-transformer")             # a config to train from (see training/)
+    resolve("clipcap-coco")                       # a checkpoint folder: downloaded + converted once, cached
+    resolve("runs/x/best"), resolve("me/my-captioner")   # a folder, or a Hugging Face Hub id
 
-Checkpoint presets resolve to a folder under `paths.cache_dir()/presets/<name>`, built on first use.
+Configs are small JSON files beside this module, as open_clip keeps its model configs, checked when read:
+`clip`, `mapper`, `lm`, `tokenizer`, `generation` (a dict, or the name of `generation.NAMED` defaults),
+optionally `frames` (video configs), `kit` (built from local code, see `registry.py`) and `recipe` (the
+trainer's defaults for this config: lr, train_lm, threads). Checkpoint presets resolve to a folder under
+`paths.cache_dir()/presets/<name>`, built on first use.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import functools
+import json
+import os
+import re
 from pathlib import Path
-from typing import Callable
 
 from ..base.errors import ClipPrefixError
+from ..base.files import recover_folder
+from ..base.hub import hub_file, hub_snapshot
 from ..base.paths import cache_dir
+from . import registry
+from .convert import convert_file
+from .generation import GenerationConfig, named_or_dict
+from .mappers import MapperConfig
 
-CLIPCAP_GENERATION = {"strategy": "greedy", "max_new_tokens": 67, "stop_strings": ["."]}
-
-# Configs for new captioners. `mapper.n_embd` is filled from the LM when the captioner is built.
-CONFIGS: dict[str, dict] = {
-    "clipcap-mlp": {   # ClipCap MLP mapper + fine-tuned GPT-2 (the published COCO / Conceptual recipe)
-        "clip": {"model": "ViT-B-32", "pretrained": "openai", "output": "embed", "embed_dim": 512, "normalize": False},
-        "mapper": {"type": "mlp", "clip_dim": 512, "prefix_length": 10},
-        "lm": {"name": "gpt2", "trainable": True}, "tokenizer": {"name": "gpt2"},
-        "generation": CLIPCAP_GENERATION,
-    },
-    "clipcap-transformer": {   # transformer mapper, frozen GPT-2
-        "clip": {"model": "ViT-B-32", "pretrained": "openai", "output": "embed", "embed_dim": 512, "normalize": True},
-        "mapper": {"type": "transformer", "clip_dim": 512, "prefix_length": 10, "clip_length": 10, "num_layers": 8},
-        "lm": {"name": "gpt2", "trainable": False}, "tokenizer": {"name": "gpt2"},
-        "generation": CLIPCAP_GENERATION,
-    },
-    "msrvtt-video": {   # video mapper over 16 ordered frames, frozen GPT-2
-        "clip": {"model": "ViT-B-32", "pretrained": "openai", "output": "embed", "embed_dim": 512, "normalize": True},
-        "mapper": {"type": "video", "clip_dim": 512, "prefix_length": 10, "num_layers": 4, "max_frames": 32},
-        "lm": {"name": "gpt2", "trainable": False}, "tokenizer": {"name": "gpt2"},
-        "frames": {"policy": "uniform", "n": 16},
-        "generation": {"strategy": "greedy", "max_new_tokens": 30},
-    },
-    "tiny": {
-        "clip": {"model": "tiny", "included": True, "output": "embed", "embed_dim": 128, "normalize": True},
-        "mapper": {"type": "mlp", "clip_dim": 128, "prefix_length": 4},
-        "lm": {"name": None, "trainable": False, "included": True}, "tokenizer": {"name": None, "included": True},
-        "generation": {"strategy": "greedy", "max_new_tokens": 16},
-    },
-    "tiny-video": {
-        "clip": {"model": "tiny", "included": True, "output": "embed", "embed_dim": 128, "normalize": True},
-        "mapper": {"type": "video", "clip_dim": 128, "prefix_length": 4, "num_layers": 2, "num_heads": 4,
-                   "max_frames": 16},
-        "lm": {"name": None, "trainable": False, "included": True}, "tokenizer": {"name": None, "included": True},
-        "frames": {"policy": "uniform", "n": 8},
-        "generation": {"strategy": "greedy", "max_new_tokens": 16},
-    },
-}
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+_SECTIONS = {"clip": dict, "mapper": dict, "lm": dict, "tokenizer": dict}
+_OPTIONAL = {"description": str, "frames": dict, "kit": str, "recipe": dict, "generation": (dict, str)}
+_RECIPE_KEYS = {"lr", "train_lm", "threads"}
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-@dataclass
-class Preset:
-    description: str
-    build: Callable[[Path], None]
-
-
-def new_config(name: str, **mapper_overrides) -> dict:
-    """A copy of config `name` (see CONFIGS), mapper fields overridden by keyword."""
-    if name not in CONFIGS:
-        raise ClipPrefixError(f"Unknown config '{name}'; choose one of {', '.join(CONFIGS)}.")
-    cfg = copy.deepcopy(CONFIGS[name])
-    cfg["mapper"].update({k: v for k, v in mapper_overrides.items() if v is not None})
-    if cfg["clip"]["model"] == "tiny":
-        from ..synthetic.tiny import TINY_VERSION, tiny_clip_dir
-        cfg["clip"]["source"] = str(tiny_clip_dir())
-        cfg["clip"]["spec_name"] = f"tiny-clip-{TINY_VERSION}"   # the name ClipEncoder.load("tiny") records
+def _check_config(name: str, cfg) -> dict:
+    """`cfg` as read from configs/<name>.json, or one sentence naming what is wrong in it."""
+    where = CONFIG_DIR / f"{name}.json"
+    if not isinstance(cfg, dict):
+        raise ClipPrefixError(f"{where} must hold a JSON object.")
+    unknown = set(cfg) - set(_SECTIONS) - set(_OPTIONAL)
+    if unknown:
+        raise ClipPrefixError(f"{where} has unknown entries {', '.join(sorted(unknown))}.")
+    for key, kind in {**_SECTIONS, **_OPTIONAL}.items():
+        if key in cfg and not isinstance(cfg[key], kind):
+            raise ClipPrefixError(f"{where}: '{key}' must be a JSON {getattr(kind, '__name__', 'object or name')}.")
+    missing = set(_SECTIONS) - set(cfg)
+    if missing:
+        raise ClipPrefixError(f"{where} lacks {', '.join(sorted(missing))}.")
+    bad = set(cfg["mapper"]) - set(MapperConfig.__dataclass_fields__)
+    if bad:
+        raise ClipPrefixError(f"{where}: the mapper has unknown fields {', '.join(sorted(bad))}.")
+    if set(cfg.get("recipe", {})) - _RECIPE_KEYS:
+        raise ClipPrefixError(f"{where}: the recipe takes only {', '.join(sorted(_RECIPE_KEYS))}.")
+    if "kit" in cfg and not registry.is_kit(cfg["kit"]):
+        raise ClipPrefixError(f"{where} names an unknown local kit '{cfg['kit']}'.")
+    GenerationConfig.from_dict(named_or_dict(cfg.get("generation"))).validate()
     return cfg
 
 
-def new_captioner(name: str, *, seed: int = 0, device: str = "cpu", **mapper_overrides):
-    """An untrained captioner from config `name` (the tiny ones are built locally, the others download GPT-2)."""
-    from .captioner import Captioner
-
-    cfg = new_config(name, **mapper_overrides)
-    if cfg["clip"]["model"] == "tiny":
-        from transformers import AutoTokenizer
-
-        from ..synthetic.tiny import tiny_lm, tiny_tokenizer_dir
-
-        tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir()))
-        lm = tiny_lm(len(tok), tok.eos_token_id, seed=seed)
-        return Captioner.from_config(cfg, lm=lm, tokenizer=tok, device=device, seed=seed)
-    return Captioner.from_config(cfg, device=device, seed=seed)
+@functools.lru_cache(maxsize=1)
+def _configs() -> dict[str, dict]:
+    out = {}
+    for p in sorted(CONFIG_DIR.glob("*.json")):
+        if p.stem != "checkpoints":
+            out[p.stem] = _check_config(p.stem, json.loads(p.read_text(encoding="utf-8")))
+    return out
 
 
-def _build_tiny(name: str) -> Callable[[Path], None]:
-    def build(target: Path) -> None:
-        new_captioner(name).save_pretrained(target)
-    return build
+@functools.lru_cache(maxsize=1)
+def _checkpoints() -> dict[str, dict]:
+    presets = json.loads((CONFIG_DIR / "checkpoints.json").read_text(encoding="utf-8"))
+    for name, p in presets.items():
+        build = p.get("build", {})
+        if not isinstance(p.get("description"), str) or not ({"kit", "config"} <= set(build) or "convert" in build):
+            raise ClipPrefixError(f"{CONFIG_DIR / 'checkpoints.json'}: preset '{name}' needs a description and a "
+                                  "build with a kit and config, or a conversion.")
+    return presets
 
 
-def _build_clipcap(repo_id: str, filename: str) -> Callable[[Path], None]:
-    def build(target: Path) -> None:
-        from .convert import convert_file
-        from ..base.hub import hub_file
-
-        convert_file(hub_file(repo_id, filename), target, kind="clipcap", clip_model="ViT-B-32", clip_pretrained="openai")
-    return build
+def config_names() -> list[str]:
+    return list(_configs())
 
 
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset("untrained tiny captioner built from local code (tests, CI, demo)", _build_tiny("tiny")),
-    "tiny-video": Preset("untrained tiny multi-frame captioner built from local code", _build_tiny("tiny-video")),
-    "clipcap-coco": Preset("ClipCap MLP + fine-tuned GPT-2 trained on COCO (ViT-B/32)",
-                           _build_clipcap("akhaliq/CLIP-prefix-captioning-COCO-weights", "coco_weights.pt")),
-    "clipcap-conceptual": Preset("ClipCap MLP + fine-tuned GPT-2 trained on Conceptual Captions (ViT-B/32)",
-                                 _build_clipcap("akhaliq/CLIP-prefix-captioning-conceptual-weights",
-                                                "conceptual_weights.pt")),
-}
+def checkpoint_presets() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    return {name: p["description"] for name, p in _checkpoints().items()}
+
+
+def recipe(init: str) -> dict:
+    """The trainer's defaults for a config name (lr, train_lm, threads); GPT-2's lr for anything else."""
+    return {"lr": 2e-5, "train_lm": None, "threads": None, **_configs().get(init, {}).get("recipe", {})}
+
+
+def new_config(name: str, **mapper_overrides) -> dict:
+    """A copy of config `name`, mapper fields overridden by keyword, generation spelled out."""
+    configs = _configs()
+    if name not in configs:
+        raise ClipPrefixError(f"Unknown config '{name}'; choose one of {', '.join(configs)}.")
+    cfg = copy.deepcopy(configs[name])
+    cfg.pop("description", None)
+    cfg.pop("recipe", None)
+    cfg["generation"] = named_or_dict(cfg.get("generation"))
+    cfg["mapper"].update({k: v for k, v in mapper_overrides.items() if v is not None})
+    if "kit" in cfg:
+        cfg["clip"]["source"] = str(registry.kit(cfg["kit"]).clip_dir())
+        cfg["clip"]["spec_name"] = registry.clip_name(cfg["kit"])   # the name ClipEncoder.load(kit) records
+    return cfg
+
+
+def _build(name: str, target: Path) -> None:
+    build = _checkpoints()[name]["build"]
+    if "kit" in build:
+        registry.kit(build["kit"]).build_checkpoint(build["config"], target)
+    else:
+        convert_file(hub_file(build["repo_id"], build["filename"]), target, kind=build["convert"],
+                     clip_model=build["clip_model"], clip_pretrained=build["clip_pretrained"])
 
 
 def resolve_preset(name: str) -> Path:
     """The local checkpoint folder of preset `name`, built (or downloaded and converted) on first use."""
-    if name not in PRESETS:
-        raise ClipPrefixError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
-    from ..synthetic.tiny import TINY_VERSION
-
-    tag = f"{name}-{TINY_VERSION}" if name.startswith("tiny") else name
+    presets = _checkpoints()
+    if name not in presets:
+        raise ClipPrefixError(f"Unknown preset '{name}'; choose one of {', '.join(presets)}.")
+    kit = presets[name]["build"].get("kit")
+    tag = f"{name}-{registry.kit(kit).VERSION}" if kit else name
     target = cache_dir() / "presets" / tag
     if not (target / "config.json").is_file():
-        PRESETS[name].build(target)
+        _build(name, target)
     return target
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A local checkpoint folder for a folder path, a preset name or a Hugging Face Hub id."""
+    p = Path(name_or_path).expanduser()
+    recover_folder(p)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ClipPrefixError(f"{p} is not a clipprefix checkpoint: it has no config.json.")
+        return p
+    if p.exists():
+        raise ClipPrefixError(f"{p} is a file, but a checkpoint is a folder (for a ClipCap .pt file run `clipprefix convert`).")
+    name = str(name_or_path)
+    if name in _checkpoints():
+        return resolve_preset(name)
+    if _HUB_ID.match(name):
+        return hub_snapshot(name)
+    raise ClipPrefixError(f"No checkpoint '{name}': it is not a folder, a preset ({', '.join(_checkpoints())}) "
+                          "or a Hub id (owner/name).")

@@ -4,7 +4,7 @@
     items = datasets.load("coco", root, split="train")      # Karpathy train + restval (113,287 images)
     items = datasets.load(datasets.detect(root), root, "all")
 
-    python -m clipprefix.datasets ROOT [SPLIT]               # detects the layout, prints counts
+    python -m clipprefix.data.datasets ROOT [SPLIT]               # detects the layout, prints counts
 
 Splits are named `train`, `val`, `test` (MSR-VTT's `validate` is `val`) or `all`. Readers check the
 annotation files (missing file or bad JSON: `ClipPrefixError`) and that at least one listed media file
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ..base.errors import ClipPrefixError
+from ..core.images import IMAGE_EXTS
+from .video_reader import VIDEO_EXTS
 
-VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test", "all")
 _SPLIT_ALIASES = {"validate": "val", "validation": "val", "valid": "val", "dev": "val", "restval": "train"}
 
@@ -302,7 +302,7 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m clipprefix.datasets ROOT [SPLIT]")
+        sys.exit("usage: python -m clipprefix.data.datasets ROOT [SPLIT]")
     kind = detect(sys.argv[1])
     its = load(kind, sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "all")
     print(f"{kind}: {len(its)} items, {sum(len(i.captions) for i in its)} captions")

@@ -1,6 +1,6 @@
 """Evaluation runs: caption a cached split, score it the way papers do, write everything down.
 
-    from clipprefix.evaluate import evaluate
+    from clipprefix.evaluation.evaluate import evaluate
     res = evaluate("runs/x/best", "data/processed/features/msrvtt_test_ViT-B-32_uniform-16", "runs/x/eval-test")
     res.metrics                     # {"BLEU-4": .., "METEOR": .., "ROUGE-L": .., "CIDEr": .., "CLIPScore": .., ...}
     res                             # renders as a table in Jupyter
@@ -15,8 +15,8 @@ CIDEr 0-10); tables print them x 100 as papers do.
 """
 from __future__ import annotations
 
-import argparse
 import csv
+import html
 import io
 import json
 import os
@@ -24,10 +24,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..base.errors import ClipPrefixError
-from ..base.paths import atomic_write_text
+from ..base.files import atomic_write_text
+from ..core.captioner import Captioner
+from ..data.cache import FeatureCache, stack_frames
+from ..data.datasets import Item, split_name
+from .metrics import CLIP_PREFIX, CLIP_W, METRICS, caption_metrics, clip_scores
 
 METRIC_TOKENIZER = ("pycocoevalcap PTBTokenizer (Stanford CoreNLP 3.4.1 PTBTokenizer, -lowerCase, "
                     "punctuation tokens removed)")
@@ -48,8 +50,6 @@ class EvalResult:
                 + " | ".join(f"{self.metrics[n] * scale:.2f}" for n in names) + " |")
 
     def _repr_html_(self) -> str:
-        import html
-
         head = "".join(f"<th>{html.escape(n)}</th>" for n in self.metrics)
         row = "".join(f"<td>{v * 100:.2f}</td>" for v in self.metrics.values())
         cap = html.escape(f"{self.info.get('dataset')}/{self.info.get('split')}, {len(self.items)} items, "
@@ -74,8 +74,6 @@ class MetricsTable:
                          + ["| " + " | ".join(r) + " |" for r in rows])
 
     def _repr_html_(self) -> str:
-        import html
-
         names, rows = self._rows()
         head = "".join(f"<th>{html.escape(n)}</th>" for n in ["run", *names])
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -88,8 +86,6 @@ def metrics_table(results: dict[str, EvalResult]) -> MetricsTable:
 
 
 def _item_ids(cache, split: str | None, limit: int | None) -> list[str]:
-    from ..data.datasets import split_name
-
     ids = list(cache.ids)
     if split is not None and cache.meta.get("split") == "all":
         want = split_name(split)
@@ -117,12 +113,6 @@ def evaluate(model, cache, out: str | os.PathLike | None = None, *, split: str |
     first N items only (a smoke run: CIDEr-D on a subset is not comparable to a whole split); `metrics`
     picks among `metrics.METRICS` (default: all).
     """
-    from ..core.captioner import Captioner
-    from ..data.datasets import Item
-    from ..data.extract import FeatureCache
-    from .metrics import CLIP_PREFIX, CLIP_W, METRICS, caption_metrics, clip_scores
-    from ..training.trainer import stack_frames
-
     t0 = time.time()
     cap = model if isinstance(model, Captioner) else Captioner.from_pretrained(model, device=device or "cpu")
     cache = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
@@ -207,30 +197,6 @@ def load_predictions(folder: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-# ---------------------------------------------------------------------- CLI
-def add_evaluate_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="caption a cached split and score it (BLEU, METEOR, ROUGE-L, CIDEr, CLIPScore)",
-                              description="Caption the items of a feature cache and write metrics.json, "
-                                          "predictions.jsonl and predictions.csv.")
-    p.add_argument("--model", "--checkpoint", dest="model", required=True, help="checkpoint folder, preset or Hub id")
-    p.add_argument("--cache", required=True, help="feature cache of the split to score")
-    p.add_argument("--split", help="items of this split (for caches made with --split all)")
-    p.add_argument("--out", help="folder for the results (default: <checkpoint>_eval_<cache> beside a checkpoint "
-                                 "folder, runs/eval/<name>_eval_<cache> for a preset or Hub id)")
-    p.add_argument("--strategy", choices=["greedy", "beam", "sample"], help="default: the checkpoint's")
-    p.add_argument("--num-beams", type=int)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, help="first N items only (smoke runs)")
-    p.add_argument("--metrics", help="comma-separated subset of BLEU-1..4,METEOR,ROUGE-L,CIDEr (default: all)")
-    p.add_argument("--no-clipscore", dest="clipscore", action="store_false")
-    p.add_argument("--spice", default=None, action=argparse.BooleanOptionalAction,
-                   help="run SPICE (default: only when it needs no download)")
-    p.add_argument("--gallery", action="store_true", help="also write gallery.html (best and worst items)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=run_evaluate)
-
-
 def default_out(model: str | os.PathLike, cache: str | os.PathLike) -> Path:
     """Where `clipprefix evaluate` writes when no --out is given: beside the checkpoint, named by the cache."""
     name = f"_eval_{Path(cache).resolve().name}"
@@ -238,18 +204,3 @@ def default_out(model: str | os.PathLike, cache: str | os.PathLike) -> Path:
     if m.is_dir():
         return m.resolve().with_name(m.resolve().name + name)
     return Path("runs") / "eval" / (str(model).replace("/", "--") + name)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    args.out = args.out or str(default_out(args.model, args.cache))
-    res = evaluate(args.model, args.cache, args.out, split=args.split, batch_size=args.batch_size, limit=args.limit,
-                   clipscore=args.clipscore, spice=args.spice, device=device, strategy=args.strategy,
-                   metrics=[m.strip() for m in args.metrics.split(",")] if args.metrics else None,
-                   num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
-    print(res.table())
-    print(f"wrote {Path(args.out) / 'metrics.json'}, predictions.jsonl, predictions.csv")
-    if args.gallery:
-        from .gallery import make_gallery
-        print(f"wrote {make_gallery(args.out).html}")
-    return 0

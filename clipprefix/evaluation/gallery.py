@@ -1,7 +1,7 @@
 """Qualitative galleries: the best and worst captions of an evaluation, shown with their images or
 frame strips, as matplotlib figures and one standalone HTML file (images embedded as base64).
 
-    from clipprefix.gallery import make_gallery
+    from clipprefix.evaluation.gallery import make_gallery
     g = make_gallery("runs/x/eval-test", by=("CIDEr", "CLIPScore"), n=6)   # reads predictions.jsonl
     g.html                  # runs/x/eval-test/gallery.html (opens anywhere, no other files needed)
     g.figures["CIDEr: worst"].savefig("worst.png")
@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
 
 from ..base.errors import ClipPrefixError
-from ..base.paths import atomic_write_text
+from ..base.files import atomic_write_text
+from ..data.video import frames_at, sample
+from .evaluate import EvalResult, load_predictions
 
 STRIP_FRAMES = 4
 
@@ -54,8 +58,6 @@ def select(items: Sequence[dict], by: str = "CIDEr", n: int = 6) -> tuple[list[d
 
 
 def _placeholder(height: int, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
     im = Image.new("RGB", (int(height * 4 / 3), height), (200, 200, 200))
     ImageDraw.Draw(im).text((6, height // 2 - 6), text, fill=(60, 60, 60))
     return np.asarray(im)
@@ -63,15 +65,11 @@ def _placeholder(height: int, text: str) -> np.ndarray:
 
 def thumbnail(item: dict, height: int = 96, frames: int = STRIP_FRAMES) -> np.ndarray:
     """An HxWx3 uint8 picture of the item: the image, or a strip of `frames` of the video's sampled frames."""
-    from PIL import Image
-
     path = item.get("path")
     if not path or not Path(path).is_file():
         return _placeholder(height, "file not found")
     try:
         if item.get("kind") == "video":
-            from ..data.video import frames_at, sample
-
             ts = item.get("timestamps") or []
             if ts:
                 pick = np.linspace(0, len(ts) - 1, min(frames, len(ts))).round().astype(int)
@@ -93,8 +91,6 @@ def thumbnail(item: dict, height: int = 96, frames: int = STRIP_FRAMES) -> np.nd
 
 
 def _jpeg_b64(a: np.ndarray) -> str:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="JPEG", quality=88)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -107,8 +103,6 @@ def _score_line(item: dict, order: Sequence[str]) -> str:
 
 def figure(items: Sequence[dict], title: str, pictures: dict, *, cols: int = 3, metrics: Sequence[str] = ()):
     """A matplotlib Figure: one panel per item with its picture, prediction, first reference and scores."""
-    from matplotlib.figure import Figure
-
     rows = max(1, -(-len(items) // cols))
     fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
     fig.suptitle(title)
@@ -153,8 +147,6 @@ def make_gallery(source, out: str | os.PathLike | None = None, *, by: Sequence[s
     `source` is an evaluation folder (its predictions.jsonl), an `EvalResult` or a list of item records;
     `out` defaults to the evaluation folder (nothing is written when there is none).
     """
-    from .evaluate import EvalResult, load_predictions
-
     info = None
     if isinstance(source, (str, os.PathLike)):
         items, folder = load_predictions(source), Path(source)

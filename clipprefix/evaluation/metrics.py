@@ -1,6 +1,6 @@
 """Caption metrics as the field computes them, and CLIPScore / RefCLIPScore.
 
-    from clipprefix.metrics import caption_metrics, clip_scores
+    from clipprefix.evaluation.metrics import caption_metrics, clip_scores
     m = caption_metrics({"img1": "a dog runs"}, {"img1": ["a dog is running", "a brown dog runs"]})
     m.scores        # {"BLEU-1": .., "BLEU-4": .., "METEOR": .., "ROUGE-L": .., "CIDEr": ..}, pycocoevalcap's scale (0-1, CIDEr 0-10)
     m.per_item      # {"img1": {"BLEU-4": .., "CIDEr": .., ...}}
@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -46,8 +48,6 @@ class MetricResult:
 @contextlib.contextmanager
 def _quiet():
     """Silence pycocoevalcap's prints and the Java tokenizer's stderr line (file descriptors 1 and 2)."""
-    import sys
-
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -66,28 +66,39 @@ def _quiet():
 
 
 def _check_java() -> None:
-    import shutil
-
     if shutil.which("java") is None:
         raise ClipPrefixError("Caption metrics need Java (pycocoevalcap runs the Stanford tokenizer and METEOR "
                               "in it); install a JRE, e.g. `apt-get install default-jre` or `conda install openjdk`.")
 
 
+def _pycoco():
+    """pycocoevalcap's modules (the `eval` extra: an optional dependency, imported where it is used)."""
+    try:
+        import pycocoevalcap.bleu.bleu   # optional: the eval extra
+        import pycocoevalcap.cider.cider   # optional: the eval extra
+        import pycocoevalcap.meteor.meteor   # optional: the eval extra
+        import pycocoevalcap.rouge.rouge   # optional: the eval extra
+        import pycocoevalcap.spice.get_stanford_models   # optional: the eval extra
+        import pycocoevalcap.spice.spice   # optional: the eval extra
+        import pycocoevalcap.tokenizer.ptbtokenizer   # optional: the eval extra
+    except ImportError as e:
+        raise ClipPrefixError("Caption metrics need pycocoevalcap, which the `eval` extra installs: "
+                              "pip install 'clipprefix[eval]'.") from e
+    return pycocoevalcap
+
+
 def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """pycocoevalcap's PTB tokenisation of {id: [caption, ...]} (one Java call for everything)."""
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-
+    coco = _pycoco()
     _check_java()
     with _quiet():
-        out = PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+        out = coco.tokenizer.ptbtokenizer.PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
     return {k: out.get(k, [""] * len(v)) for k, v in captions.items()}
 
 
 def spice_available() -> tuple[bool, str]:
     """Whether SPICE can run here without a download, and if not, why (one sentence)."""
-    from pycocoevalcap.spice import get_stanford_models
-
-    lib = Path(get_stanford_models.__file__).parent / "lib"
+    lib = Path(_pycoco().spice.get_stanford_models.__file__).parent / "lib"
     jar = lib / "stanford-corenlp-3.6.0.jar"
     if jar.is_file() and (lib / "stanford-corenlp-3.6.0-models.jar").is_file():
         return True, ""
@@ -111,6 +122,7 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ClipPrefixError(f"Unknown metric(s) {', '.join(sorted(unknown))}; choose from {', '.join(METRICS)}.")
+    coco = _pycoco()
     keys = {i: f"r{n}" for n, i in enumerate(ids)}     # plain string keys for the Java side and the scorers
     tok = ptb_tokenize({**{f"g{keys[i]}": list(references[i]) for i in ids},
                         **{f"p{keys[i]}": [predictions[i]] for i in ids}})
@@ -126,35 +138,30 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
 
     bleu_n = [int(m[-1]) for m in metrics if m.startswith("BLEU")]
     if bleu_n:
-        from pycocoevalcap.bleu.bleu import Bleu
         with _quiet():
-            corpus, items = Bleu(4).compute_score(gts, res)
+            corpus, items = coco.bleu.bleu.Bleu(4).compute_score(gts, res)
         for n in sorted(bleu_n):
             put(f"BLEU-{n}", corpus[n - 1], items[n - 1])
     if "METEOR" in metrics:
-        from pycocoevalcap.meteor.meteor import Meteor
-        scorer = Meteor()
+        scorer = coco.meteor.meteor.Meteor()
         try:
             corpus, items = scorer.compute_score(gts, res)
         finally:
             del scorer          # its __del__ ends the Java process
         put("METEOR", corpus, items)
     if "ROUGE-L" in metrics:
-        from pycocoevalcap.rouge.rouge import Rouge
-        corpus, items = Rouge().compute_score(gts, res)
+        corpus, items = coco.rouge.rouge.Rouge().compute_score(gts, res)
         put("ROUGE-L", corpus, items)
     if "CIDEr" in metrics:
-        from pycocoevalcap.cider.cider import Cider
-        corpus, items = Cider().compute_score(gts, res)
+        corpus, items = coco.cider.cider.Cider().compute_score(gts, res)
         put("CIDEr", corpus, items)
     notes: list[str] = []
     if spice is not False:
         ok, why = spice_available()
         if ok or spice:
             try:
-                from pycocoevalcap.spice.spice import Spice
                 with _quiet():
-                    corpus, items = Spice().compute_score(gts, res)
+                    corpus, items = coco.spice.spice.Spice().compute_score(gts, res)
                 put("SPICE", corpus, [it["All"]["f"] for it in items])
             except (OSError, ValueError, KeyError, RuntimeError, subprocess.CalledProcessError) as e:
                 notes.append(f"SPICE skipped: it failed to run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")

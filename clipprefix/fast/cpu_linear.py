@@ -3,19 +3,14 @@
 PyTorch sends fp32 matrix products on a CPU to MKL, which runs AMD CPUs at AVX2 speed; oneDNN, which
 PyTorch also ships (and already uses for bf16/fp16), runs them at AVX-512 speed. oneDNN also wants its
 weights in a blocked layout of its own: handed a plain (out, in) weight, it re-lays it out on every
-call. `pack` does that once. Measured on a 2-core AMD EPYC (AVX-512, avx512_bf16), a (3072, 768) weight:
-
-    rows   fp32 MKL / oneDNN / oneDNN packed      bf16 oneDNN / oneDNN packed
-       1        0.15 / 0.09 / 0.09 ms                    0.18 / 0.06 ms
-      32        1.05 / 0.50 / 0.39 ms                    0.42 / 0.22 ms
-     800        22.4 / 10.0 / 9.6 ms                     5.8 / 4.9 ms
-
-Results are bit-identical between packed and plain, and agree with F.linear to float rounding.
+call. `pack` does that once (timings per CPU: benchmarks/README.md). Results are bit-identical between
+packed and plain, and agree with F.linear to float rounding.
 
     linear = cpu_linear(torch.float32)         # oneDNN where this torch runs that dtype, else F.linear
     w = pack(weight)                            # oneDNN's layout (an opaque tensor) where `linear` is oneDNN's
     y = linear(x, w, bias)                      # or cpu_linear(dtype, gelu="tanh") for GELU(linear(...))
     use_cpu_linear(clip_model)                  # its nn.Linear and attention layers run through it on the CPU
+    use_stock_linear(clip_model)                # and back to the stock classes (before leaving the CPU)
 """
 from __future__ import annotations
 
@@ -90,9 +85,8 @@ def packed(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_weight(weight: torch.Tensor) -> torch.Tensor:
-    """What a swapped layer hands oneDNN: a packed copy in bf16 (ViT-B/32, 16 frames: 0.25 against 0.27 s),
-    the weight itself in fp32, where packing gains nothing at CLIP's sizes (0.56 s both) and would
-    double the tower's memory."""
+    """What a swapped layer hands oneDNN: a packed copy in bf16, the weight itself in fp32, where packing
+    gained nothing at CLIP's sizes and would double the tower's memory (benchmarks/README.md)."""
     return weight if weight.dtype == torch.float32 else packed(weight)
 
 
@@ -113,11 +107,8 @@ class CpuLinear(nn.Linear):
     """An nn.Linear (same parameters, same state dict) that runs inference on the CPU through oneDNN (bf16
     from a packed copy of its weight). `gelu` ("none"/"tanh" for nn.GELU, "quick" for OpenAI's QuickGELU; set by
     `use_cpu_linear` when such a module follows it, which then becomes an identity) applies that
-    activation to the output on every path; oneDNN fuses it into the product.
-
-    Unfused, QuickGELU's three passes over a (frames x 50, 3072) fp32 tensor cost ViT-B/32 about 40% on top
-    of its products on a 2-core CPU (0.71 against 0.49 s for 16 frames): new tensors that size are
-    fresh pages each time."""
+    activation to the output on every path; oneDNN fuses it into the product (unfused, QuickGELU's three
+    passes over a (frames x 50, 3072) tensor are fresh pages each time)."""
 
     gelu: str | None = None
 
@@ -155,23 +146,21 @@ class CpuMultiheadAttention(nn.MultiheadAttention):
 
 
 class _FusedAway(nn.Identity):
-    """Where a GELU module was before `use_cpu_linear` fused it into the linear layer that feeds it."""
+    """Where an activation module was before `use_cpu_linear` fused it into the linear layer that feeds it
+    (the module itself is kept, so `use_stock_linear` puts the very same one back)."""
 
-    def __init__(self, approximate: str):
+    def __init__(self, original: nn.Module, approximate: str):
         super().__init__()
         self.approximate = approximate
+        self.__dict__["original"] = original      # not a submodule: it has no parameters and runs nowhere
 
     def extra_repr(self) -> str:
-        act = "QuickGELU()" if self.approximate == "quick" else f"GELU(approximate={self.approximate!r})"
-        return f"{act} fused into the linear before"
+        return f"{self.original!r} fused into the linear before"
 
 
 def _is_quick_gelu(m: nn.Module) -> bool:
-    try:
-        from open_clip.transformer import QuickGELU
-    except ImportError:
-        return False
-    return type(m) is QuickGELU
+    """open_clip's QuickGELU (x * sigmoid(1.702 x)), recognised by name: open_clip need not be imported."""
+    return type(m).__name__ == "QuickGELU" and type(m).__module__.startswith("open_clip")
 
 
 def use_cpu_linear(model: nn.Module) -> nn.Module:
@@ -179,7 +168,7 @@ def use_cpu_linear(model: nn.Module) -> nn.Module:
     `CpuMultiheadAttention` (in place, same parameters and state dict; subclasses of nn.Linear such as
     attention's out_proj, which their owners call functionally, are left alone). In an nn.Sequential,
     an nn.Linear followed by an nn.GELU or open_clip's QuickGELU takes the activation into its own call
-    (open_clip's MLPs). Returns `model`."""
+    (open_clip's MLPs). Returns `model`; `use_stock_linear` undoes it."""
     for m in model.modules():
         if type(m) is nn.Linear:
             m.__class__ = CpuLinear
@@ -192,8 +181,25 @@ def use_cpu_linear(model: nn.Module) -> nn.Module:
                 lin, act = seq._modules[a], seq._modules[b]
                 if type(lin) is CpuLinear and lin.gelu is None and type(act) is nn.GELU:
                     lin.gelu = act.approximate
-                    seq._modules[b] = _FusedAway(act.approximate)
+                    seq._modules[b] = _FusedAway(act, act.approximate)
                 elif type(lin) is CpuLinear and lin.gelu is None and _is_quick_gelu(act):
                     lin.gelu = "quick"
-                    seq._modules[b] = _FusedAway("quick")
+                    seq._modules[b] = _FusedAway(act, "quick")
+    return model
+
+
+def use_stock_linear(model: nn.Module) -> nn.Module:
+    """Undo `use_cpu_linear`: the stock nn.Linear / nn.MultiheadAttention classes and the activation modules
+    back in their places (in place; same parameters). Returns `model`."""
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            for name, m in list(seq._modules.items()):
+                if type(m) is _FusedAway:
+                    seq._modules[name] = m.original
+    for m in model.modules():
+        if type(m) is CpuLinear:
+            m.__dict__.pop("gelu", None)
+            m.__class__ = nn.Linear
+        elif type(m) is CpuMultiheadAttention:
+            m.__class__ = nn.MultiheadAttention
     return model

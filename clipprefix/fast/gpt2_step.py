@@ -7,24 +7,15 @@
 The same weights and the same arithmetic as transformers' GPT2LMHeadModel (pinned by tests: the tokens
 equal the no-cache reference, the logits transformers' own), minus what one token per row never needs
 (masks, position ids, output objects), and on a CPU with the matrix products that CPU runs fastest.
-Measured on a 2-core AVX-512 AMD CPU, GPT-2 small, all weights streamed from memory as in decoding:
-
-- fp32 products go to MKL, which runs this CPU at AVX2 speed: oneDNN's linear (`cpu_linear.py`) does
-  a step's block weights in 32 ms against 73 ms at batch 32, 13 against 17 ms at batch 1, and the LM
-  head in 15 against 39 ms;
-- oneDNN wants its weights in a blocked layout of its own (`cpu_linear.pack`), and handed GPT-2's
-  Conv1D (in, out) or even an (out, in) weight it re-lays it out at every call. Packed once, the LM
-  head at batch 1 takes 1.1 against 5.1 ms in bf16 (3.1 against 4.7 ms fp32); at batch 32, 4.6 against
-  7.5 ms; bench_caption's greedy batch-32 bf16 went from 33-43x to 43-54x the reference loop;
-- GPT-2's MLP activation (tanh GELU) is fused into the c_fc product.
-
-So on a CPU the block weights and the LM head get packed copies (made on first use, rebuilt when a
-weight changes, kept as long as the model: 4 bytes x 124M for GPT-2 small in fp32, half in bf16); on a
-GPU nothing is copied.
+On a CPU the block weights and the LM head get packed copies in oneDNN's layout (`cpu_linear.pack`:
+made on first use, rebuilt when a weight changes, kept as long as the model: 4 bytes x 124M for GPT-2
+small in fp32, half in bf16) and GPT-2's tanh GELU is fused into the c_fc product; on a GPU nothing is
+copied. What each of these gains on a given CPU is measured by `benchmarks/bench_caption.py`.
 """
 from __future__ import annotations
 
 import weakref
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +43,7 @@ _GELU = {"NewGELUActivation": "tanh", "GELUTanh": "tanh", "PytorchGELUTanh": "ta
 
 
 def _gelu_kind(act) -> str | None:
-    """'tanh' / 'none' when `act` is a GELU oneDNN can fuse (nn.GELU, as `model.fuse_gelu` leaves GPT-2's,
+    """'tanh' / 'none' when `act` is a GELU oneDNN can fuse (nn.GELU, as `activations.fuse_gelu` leaves GPT-2's,
     or transformers' own), else None (the module is called as it is)."""
     if type(act) is torch.nn.GELU:
         return act.approximate
@@ -71,6 +62,23 @@ def _signature(lm) -> tuple:
     return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in lm.parameters())
 
 
+class Linear(NamedTuple):
+    weight: torch.Tensor            # packed (oneDNN) on a CPU, else Conv1D's (in, out) weight
+    bias: torch.Tensor
+
+
+class Block(NamedTuple):
+    ln_1: torch.nn.Module
+    ln_2: torch.nn.Module
+    act: torch.nn.Module            # the MLP activation, called as it is when it is not fused
+    scale: float                    # the factor on q.k
+    qkv: Linear
+    proj: Linear
+    fc: Linear
+    fc2: Linear
+    fc_gelu: Callable | None        # c_fc with its GELU fused in (oneDNN), when the CPU path has one
+
+
 class GPT2Steps:
     def __init__(self, lm):
         t = lm.transformer
@@ -82,11 +90,11 @@ class GPT2Steps:
         self.blocks = []
         for i, blk in enumerate(t.h):
             convs = (blk.attn.c_attn, blk.attn.c_proj, blk.mlp.c_fc, blk.mlp.c_proj)
-            mats = tuple((pack(c.weight.detach().t()) if self.cpu else c.weight.detach(), c.bias.detach())
-                         for c in convs)
+            mats = [Linear(pack(c.weight.detach().t()) if self.cpu else c.weight.detach(), c.bias.detach())
+                    for c in convs]
             gelu = _gelu_kind(blk.mlp.act) if self.cpu else None
-            self.blocks.append((blk.ln_1, blk.ln_2, blk.mlp.act, _scaling(blk.attn, i), mats,
-                                cpu_linear(self.wte.dtype, gelu) if gelu else None))
+            self.blocks.append(Block(blk.ln_1, blk.ln_2, blk.mlp.act, _scaling(blk.attn, i), *mats,
+                                     cpu_linear(self.wte.dtype, gelu) if gelu else None))
         head = lm.lm_head.weight.detach()
         self.head = pack(head) if self.cpu else head
         self.head_bias = None if lm.lm_head.bias is None else lm.lm_head.bias.detach()
@@ -94,12 +102,11 @@ class GPT2Steps:
     def stale(self, lm) -> bool:
         return _signature(lm) != self.signature
 
-    def _lin(self, x: torch.Tensor, wb) -> torch.Tensor:
-        w, b = wb
-        return self.linear(x, w, b) if self.cpu else torch.addmm(b, x, w)
+    def _lin(self, x: torch.Tensor, lin: Linear) -> torch.Tensor:
+        return self.linear(x, lin.weight, lin.bias) if self.cpu else torch.addmm(lin.bias, x, lin.weight)
 
-    def _mlp_in(self, x: torch.Tensor, act, fc, fc_gelu) -> torch.Tensor:
-        return fc_gelu(x, *fc) if fc_gelu is not None else act(self._lin(x, fc))
+    def _mlp_in(self, x: torch.Tensor, blk: Block) -> torch.Tensor:
+        return blk.fc_gelu(x, *blk.fc) if blk.fc_gelu is not None else blk.act(self._lin(x, blk.fc))
 
     @torch.inference_mode()
     def prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -110,12 +117,13 @@ class GPT2Steps:
         h = self.n_head
         x = embeds + self.wpe[:t]
         kv = []
-        for ln_1, ln_2, act, scale, (qkv, proj, fc, fc2), fc_gelu in self.blocks:
-            q, k, v = self._lin(ln_1(x).view(b * t, c), qkv).view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
+        for blk in self.blocks:
+            qkv = self._lin(blk.ln_1(x).view(b * t, c), blk.qkv)
+            q, k, v = qkv.view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
             kv.append((k, v))
-            att = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-            x = x + self._lin(att.transpose(1, 2).reshape(b * t, c), proj).view(b, t, c)
-            x = x + self._lin(self._mlp_in(ln_2(x).view(b * t, c), act, fc, fc_gelu), fc2).view(b, t, c)
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=blk.scale)
+            x = x + self._lin(att.transpose(1, 2).reshape(b * t, c), blk.proj).view(b, t, c)
+            x = x + self._lin(self._mlp_in(blk.ln_2(x).view(b * t, c), blk), blk.fc2).view(b, t, c)
         return self.linear(self.ln_f(x[:, -1]), self.head, self.head_bias).float(), kv
 
     @torch.inference_mode()
@@ -127,10 +135,10 @@ class GPT2Steps:
         x = F.embedding(tokens, self.wte) + self.wpe[pos]    # (B, C)
         b, c = x.shape
         h = self.n_head
-        for (ln_1, ln_2, act, scale, (qkv, proj, fc, fc2), fc_gelu), layer in zip(self.blocks, layers):
-            q, k, v = self._lin(ln_1(x), qkv).view(b, 3, h, c // h).unbind(1)      # (B, H, D) each
-            keys, values = layer.update(k[:, :, None], v[:, :, None])              # (B, H, pos+1, D) views
-            att = torch.matmul(q[:, :, None], keys.transpose(-1, -2)).mul_(scale).softmax(-1)
-            x = x + self._lin(torch.matmul(att, values).view(b, c), proj)
-            x = x + self._lin(self._mlp_in(ln_2(x), act, fc, fc_gelu), fc2)
+        for blk, layer in zip(self.blocks, layers):
+            q, k, v = self._lin(blk.ln_1(x), blk.qkv).view(b, 3, h, c // h).unbind(1)   # (B, H, D) each
+            keys, values = layer.update(k[:, :, None], v[:, :, None])                  # (B, H, pos+1, D) views
+            att = torch.matmul(q[:, :, None], keys.transpose(-1, -2)).mul_(blk.scale).softmax(-1)
+            x = x + self._lin(torch.matmul(att, values).view(b, c), blk.proj)
+            x = x + self._lin(self._mlp_in(blk.ln_2(x), blk), blk.fc2)
         return self.linear(self.ln_f(x), self.head, self.head_bias).float()
