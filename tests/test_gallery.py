@@ -61,6 +61,13 @@ def test_standalone_html_and_figures(records, tmp_path):
     assert page.count("data:image/jpeg;base64,") == 6 and "src='http" not in page and "file://" not in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
     assert len(g.figures["CIDEr: worst"].axes) == 3
+    from IPython.core.formatters import DisplayFormatter
+    shown, _ = DisplayFormatter().format(g.figures["CIDEr: worst"])   # what a notebook cell's value shows
+    assert shown["image/png"].startswith(b"\x89PNG")
+    body = g._repr_html_()       # shown inside a notebook page: its style must not restyle the page
+    assert "<style>" in body and all(rule.startswith(".clipprefix-gallery") for rule in
+                                     body.split("<style>")[1].split("</style>")[0].split("}")[:-1])
+    assert "<bdi" in body
     assert "CIDEr: best" in g._repr_html_() and "<html" not in g._repr_html_()
     with pytest.raises(ClipPrefixError, match="None of the requested metrics"):
         make_gallery(records, tmp_path, by="SPICE")

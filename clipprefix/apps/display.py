@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from PIL import Image
 
+from ..base.notebook import caption_html
 from ..core.images import to_pil
 
 
@@ -39,7 +40,7 @@ class CaptionedImages:
     def _repr_html_(self) -> str:
         cells = []
         for im, cap in zip(self.images, self.captions):
-            text = html.escape(getattr(cap, "text", str(cap)))
+            text = caption_html(getattr(cap, "text", str(cap)))
             score = getattr(cap, "score", None)
             extra = f"<br><small>score {score:.2f}</small>" if score is not None else ""
             cells.append(f'<figure style="display:inline-block;margin:4px;width:{self.size}px;vertical-align:top">'
@@ -62,8 +63,8 @@ class DecodingComparison:
         head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in self.settings) + "</tr>"
         rows = []
         for i, im in enumerate(self.images):
-            cells = "".join(f"<td>{html.escape(self.captions[n][i].text)}<br><small>{self.captions[n][i].score:.2f}"
-                            "</small></td>" for n in self.settings)
+            cells = "".join(f"<td style='max-width:16em'>{caption_html(self.captions[n][i].text)}<br><small>"
+                            f"{self.captions[n][i].score:.2f}</small></td>" for n in self.settings)
             rows.append(f'<tr><td><img src="{thumbnail_data_uri(im, 96)}"></td>{cells}</tr>')
         return f"<table>{head}{''.join(rows)}</table>"
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from ..base.errors import ClipPrefixError
 from ..base.files import atomic_write_text
+from ..base.notebook import InlineFigure, caption_html
 from ..data.video import frames_at, sample
 from .evaluate import EvalResult, load_predictions
 
@@ -38,7 +38,7 @@ STRIP_FRAMES = 4
 @dataclass
 class Gallery:
     sections: dict[str, list[dict]]            # "CIDEr: best" -> items, best first
-    figures: dict[str, object] = field(default_factory=dict)   # same keys -> matplotlib Figure
+    figures: dict[str, object] = field(default_factory=dict)   # same keys -> matplotlib Figure (shows as a PNG)
     html: Path | None = None
     _body: str = ""
 
@@ -96,15 +96,24 @@ def _jpeg_b64(a: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _score_line(item: dict, order: Sequence[str]) -> str:
+def _score_line(item: dict, order: Sequence[str], per_line: int = 0) -> str:
+    """'CIDEr 170.6  CLIPScore 30.2 ...' (x 100); `per_line` > 0 breaks the line after that many scores."""
     s = item.get("scores", {})
-    return "  ".join(f"{k} {s[k] * 100:.1f}" for k in order if k in s)
+    parts = [f"{k} {s[k] * 100:.1f}" for k in order if k in s]
+    n = per_line or len(parts) or 1
+    return "\n".join("  ".join(parts[i:i + n]) for i in range(0, len(parts), n))
+
+
+PANEL_W = 4.2       # inches per panel; a panel's picture keeps its aspect, its text takes TEXT_H below it
+TEXT_H = 1.2        # inches: title line, prediction, reference and two lines of scores at 8 pt
 
 
 def figure(items: Sequence[dict], title: str, pictures: dict, *, cols: int = 3, metrics: Sequence[str] = ()):
-    """A matplotlib Figure: one panel per item with its picture, prediction, first reference and scores."""
+    """A matplotlib Figure (shows as a PNG in notebooks): one panel per item with its picture, prediction,
+    first reference and scores; rows are as tall as the flattest picture needs (frame strips are wide)."""
     rows = max(1, -(-len(items) // cols))
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    aspect = max((pictures[it["id"]].shape[0] / pictures[it["id"]].shape[1] for it in items), default=0.75)
+    fig = InlineFigure(figsize=(PANEL_W * cols, (PANEL_W * aspect + TEXT_H) * rows + 0.4), layout="constrained")
     fig.suptitle(title)
     for k, it in enumerate(items):
         ax = fig.add_subplot(rows, cols, k + 1)
@@ -113,7 +122,8 @@ def figure(items: Sequence[dict], title: str, pictures: dict, *, cols: int = 3, 
         ax.set_yticks([])
         ref = it["references"][0] if it.get("references") else ""
         ax.set_title(f"{it['id']}", fontsize=8)
-        ax.set_xlabel(f"pred: {it['prediction']}\nref: {ref}\n{_score_line(it, metrics)}", fontsize=8, wrap=True)
+        ax.set_xlabel(f"pred: {it['prediction']}\nref: {ref}\n{_score_line(it, metrics, per_line=3)}", fontsize=8,
+                      wrap=True)
     return fig
 
 
@@ -122,22 +132,24 @@ def html_page(sections: dict[str, list[dict]], pictures: dict, *, title: str = "
     """One self-contained HTML page (pictures inline as base64 JPEG)."""
     e = html.escape
     parts = [f"<h1>{e(title)}</h1>"]
+    root = "clipprefix-gallery"   # every rule is scoped to it: shown in a notebook, it restyles nothing else
     if info:
         parts.append("<p>" + e(", ".join(f"{k}: {v}" for k, v in info.items())) + "</p>")
     for name, items in sections.items():
         parts.append(f"<h2>{e(name)}</h2><div class='grid'>")
         for it in items:
-            refs = "".join(f"<li>{e(r)}</li>" for r in it.get("references", [])[:5])
+            refs = "".join(f"<li>{caption_html(r)}</li>" for r in it.get("references", [])[:5])
             parts.append(
                 f"<figure><img alt='{e(str(it['id']))}' src='data:image/jpeg;base64,{_jpeg_b64(pictures[it['id']])}'>"
-                f"<figcaption><b>{e(it['prediction'])}</b><br><small>{e(str(it['id']))} &middot; "
+                f"<figcaption><b>{caption_html(it['prediction'])}</b><br><small>{e(str(it['id']))} &middot; "
                 f"{e(_score_line(it, metrics))}</small><ul>{refs}</ul></figcaption></figure>")
         parts.append("</div>")
-    style = ("<style>body{font-family:sans-serif;margin:1.5em}.grid{display:flex;flex-wrap:wrap;gap:14px}"
-             "figure{margin:0;width:330px;border:1px solid #ddd;padding:6px}img{max-width:100%}"
-             "ul{margin:4px 0 0 1em;padding:0;font-size:12px;color:#555}</style>")
+    style = (f"<style>.{root}{{font-family:sans-serif}}.{root} .grid{{display:flex;flex-wrap:wrap;gap:14px}}"
+             f".{root} figure{{margin:0;width:330px;border:1px solid #ddd;padding:6px;overflow-wrap:anywhere}}"
+             f".{root} img{{max-width:100%}}"
+             f".{root} ul{{margin:4px 0 0 1em;padding:0;font-size:12px;color:#555}}</style>")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title></head>" \
-           f"<body>{style}{''.join(parts)}</body></html>"
+           f"<body style='margin:1.5em'><div class='{root}'>{style}{''.join(parts)}</div></body></html>"
 
 
 def make_gallery(source, out: str | os.PathLike | None = None, *, by: Sequence[str] | str = ("CIDEr", "CLIPScore"),
@@ -168,7 +180,8 @@ def make_gallery(source, out: str | os.PathLike | None = None, *, by: Sequence[s
     metrics = [m for m in ("CIDEr", "BLEU-4", "METEOR", "CLIPScore", "RefCLIPScore") if m in present]
     title = title or f"clipprefix gallery{f' ({folder.name})' if folder else ''}"
     page = html_page(sections, pictures, title=title, metrics=metrics, info=info)
-    gal = Gallery(sections, {}, None, page[page.index("<body>") + 6: page.index("</body>")])
+    body = page.index("<body")
+    gal = Gallery(sections, {}, None, page[page.index(">", body) + 1: page.index("</body>")])
     if figures:
         gal.figures = {name: figure(its, name, pictures, metrics=metrics) for name, its in sections.items()}
     target = Path(out) if out is not None else folder

@@ -6,7 +6,7 @@ import html
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
+from ..base.notebook import InlineFigure, caption_html
 
 
 @dataclass
@@ -59,8 +59,9 @@ class TrainResult:
     finished: bool                      # False when stopped by stop_after_steps
 
     def plot(self):
-        """Loss curves: training loss (mean per epoch) and validation loss, as a matplotlib Figure."""
-        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        """Loss curves: training loss (mean per epoch) and validation loss, as a matplotlib Figure that shows
+        itself as a PNG in notebooks (`.savefig(...)` writes it)."""
+        fig = InlineFigure(figsize=(6, 3.5), layout="constrained")
         ax = fig.add_subplot()
         epochs = [r["epoch"] for r in self.history]
         ax.plot(epochs, [r["train_loss"] for r in self.history], "o-", label="train")
@@ -75,7 +76,7 @@ class TrainResult:
         """Per epoch: losses and the captions written for the sample items."""
         rows = []
         for r in self.history:
-            caps = "<br>".join(f"<code>{html.escape(str(s['id']))}</code> {html.escape(s['prediction'])}"
+            caps = "<br>".join(f"<code>{html.escape(str(s['id']))}</code> {caption_html(s['prediction'])}"
                                for s in r["samples"])
             val = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
             rows.append(f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td><td>{val}</td>"
