@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 
 from .base import __version__
+from .base.errors import show_in_notebooks
 
 _LAZY = {
     "Captioner": ("core.captioner", "Captioner"),
@@ -36,6 +37,8 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
+
+show_in_notebooks()      # in Jupyter / IPython: a ClipPrefixError shows as its one sentence (base/errors.py)
 
 
 def __getattr__(name: str):

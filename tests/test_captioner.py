@@ -144,22 +144,43 @@ def test_hub_id_offline_is_one_clear_sentence(monkeypatch):
         Captioner.from_pretrained("someone/some-captioner")
 
 
-def test_push_to_hub_uploads_the_checkpoint_folder(tmp_path, monkeypatch):
-    """push_to_hub writes a checkpoint and hands the folder to huggingface_hub (network faked)."""
+def test_push_to_hub_uploads_the_checkpoint_folder_with_a_model_card(tmp_path, monkeypatch):
+    """push_to_hub writes a checkpoint and a model card and hands the folder to huggingface_hub (network
+    faked); a card already on the Hub is kept unless replace_card."""
     import huggingface_hub
 
     seen = {}
 
     class FakeApi:
+        card_on_hub = False
+
         def __init__(self, token=None): pass
         def create_repo(self, repo_id, private=False, exist_ok=True):
             return f"https://huggingface.co/{repo_id}"
-        def upload_folder(self, folder_path, repo_id, commit_message):
+        def file_exists(self, repo_id, filename):
+            return self.card_on_hub and filename == "README.md"
+        def upload_folder(self, folder_path, repo_id, commit_message, ignore_patterns=None):
             from pathlib import Path
             seen["files"] = sorted(p.name for p in Path(folder_path).iterdir())
             seen["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+            seen["card"] = (Path(folder_path) / "README.md").read_text()
+            seen["ignored"] = ignore_patterns
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    url = new_captioner("tiny").push_to_hub("me/tiny-captioner")
+    cap = new_captioner("tiny")
+    cap.config["training"] = {"dataset": "coco", "split": "all", "cache": "data/processed/features/coco_all",
+                              "train_config": {"epochs": 7, "lr": 0.001}}
+    url = cap.push_to_hub("me/tiny-captioner", metrics={"CIDEr": 1.234, "BLEU-4": 0.3})
     assert url.endswith("me/tiny-captioner")
     assert "model.safetensors" in seen["files"] and seen["config"]["format"] == "clipprefix"
+    card = seen["card"]
+    assert card.startswith("---\nlibrary_name: clipprefix\npipeline_tag: image-to-text\n") and "datasets:\n- coco" in card
+    assert "| mapper | mlp, prefix of 4 embeddings from 128-d features |" in card
+    assert "- epochs: 7" in card and "- lr: 0.001" in card and "- cache: data/processed/features/coco_all" in card
+    assert "| CIDEr | BLEU-4 |" in card and "| 123.40 | 30.00 |" in card
+    assert 'Captioner.from_pretrained("me/tiny-captioner")' in card and seen["ignored"] is None
+    FakeApi.card_on_hub = True
+    cap.push_to_hub("me/tiny-captioner")
+    assert seen["ignored"] == ["README.md"]          # the owner's card on the Hub stays
+    cap.push_to_hub("me/tiny-captioner", replace_card=True)
+    assert seen["ignored"] is None

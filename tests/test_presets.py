@@ -15,7 +15,7 @@ def test_every_shipped_config_reads_and_spells_out_its_generation():
     assert GenerationConfig.from_dict(presets.new_config("clipcap-mlp")["generation"]) == CLIPCAP
     assert presets.recipe("tiny") == {"lr": 1e-3, "train_lm": True, "threads": 1}
     assert presets.recipe("some/checkpoint") == {"lr": 2e-5, "train_lm": None, "threads": None}
-    assert set(presets.checkpoint_presets()) == {"tiny", "tiny-video", "clipcap-coco", "clipcap-conceptual"}
+    assert set(presets.checkpoint_presets()) == {"tiny", "tiny-trained", "tiny-video", "clipcap-coco", "clipcap-conceptual"}
 
 
 @pytest.mark.parametrize("broken, says", [

@@ -9,6 +9,7 @@ pytest.importorskip("ipywidgets")
 from clipprefix import synthetic  # noqa: E402
 from clipprefix.apps.options import load_captioner  # noqa: E402
 from clipprefix.apps.widgets import CaptionExplorer, caption_explorer  # noqa: E402
+from clipprefix.base.notebook import caption_html  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,7 +33,7 @@ def test_explorer_is_a_widget_that_shows_the_first_item_at_once(explorer):
     assert isinstance(explorer, ipywidgets.VBox) and isinstance(explorer, CaptionExplorer)
     assert list(explorer.catalog) == ["img_000", "img_001", "img_002", "clips/clip_000"]
     first = load_captioner("tiny").caption_images([explorer.catalog["img_000"][0]])[0]
-    assert html.escape(first.text) in explorer.result.value
+    assert caption_html(first.text) in explorer.result.value and explorer.captions[0][1:] == (first.text, first.score)
     assert "references" in explorer.result.value          # the dataset's own captions are shown too
 
 
@@ -54,7 +55,7 @@ def test_decoding_controls_change_the_captions(explorer):
     explorer.strategy.value = "greedy"
     explorer.max_new_tokens.value = 1
     cap = load_captioner("tiny").caption_images([explorer.path], max_new_tokens=1)[0]
-    assert f"{html.escape(cap.text)} <small>" in explorer.result.value
+    assert f"{caption_html(cap.text)} <small>" in explorer.result.value
 
 
 def test_videos_show_one_frame_per_segment(explorer):
@@ -86,7 +87,7 @@ def test_a_new_upload_with_an_old_name_is_captioned_anew(explorer, folder):
         shown.append(explorer._feats[explorer._file_key()][:, 0])    # the features the captions came from
     assert torch.allclose(shown[0], fa) and torch.allclose(shown[1], fb)
     c = cap.caption_features(fb[:, None], max_new_tokens=explorer.max_new_tokens.value)[0]
-    assert f"{html.escape(c.text)} <small>({c.score:.2f})</small>" in explorer.result.value
+    assert f"{caption_html(c.text)} <small>({c.score:.2f})</small>" in explorer.result.value
 
 
 def test_uploaded_videos_get_one_frame_per_segment(explorer, folder):
@@ -102,3 +103,53 @@ def test_any_path_and_a_ready_captioner(folder):
     img = np.asarray(synthetic.draw_still(synthetic.STILLS[3], np.random.default_rng(1)))
     synthetic.write_image(folder.parent / "other.png", img)
     assert "other.png" in ex.select(folder.parent / "other.png")
+
+
+def test_controls_that_do_not_apply_are_disabled(explorer):
+    explorer.item.value = "img_000"
+    unused = {"greedy": {"num_beams", "num_return", "temperature", "top_p", "seed"},
+              "beam": {"temperature", "top_p", "seed"}, "sample": {"num_beams"}}
+    for strategy, off in unused.items():
+        explorer.strategy.value = strategy
+        for name in ("num_beams", "num_return", "temperature", "top_p", "seed", "max_new_tokens"):
+            assert getattr(explorer, name).disabled == (name in off), (strategy, name)
+    assert explorer.segments.disabled                      # an image has no segments
+    explorer.item.value = "clips/clip_000"
+    assert not explorer.segments.disabled
+
+
+def test_picking_the_item_the_dropdown_showed_after_an_upload_shows_it(explorer, folder):
+    explorer.item.value = "img_001"
+    before = explorer.result.value
+    explorer.on_upload({"new": ({"name": "mine.jpg", "content": memoryview((folder / "img_000.jpg").read_bytes())},)})
+    assert explorer.path.name == "mine.jpg" and explorer.item.value is None
+    explorer.item.value = "img_001"                        # what a user picking it in the dropdown does
+    assert explorer.path == explorer.catalog["img_001"][0] and explorer.result.value == before
+
+
+@pytest.mark.parametrize("name, content", [("holiday photo.jpg", b"\xff\xd8\xff\xe0 not a JPEG" + bytes(200)),
+                                           ("notes.txt", b"hello"), ("clip.mp4", b"not a video")])
+def test_a_broken_upload_is_one_sentence_naming_the_users_file(explorer, name, content):
+    explorer.on_upload({"new": ({"name": name, "content": memoryview(content)},)})
+    msg = html.unescape(explorer.status.value.split(">", 1)[1].rsplit("<", 1)[0])
+    assert name in msg and "/tmp" not in msg and "clipprefix-explorer" not in msg, msg
+    assert msg.endswith(".") and explorer.result.value == "" and explorer.captions == []
+
+
+def test_right_to_left_captions_are_isolated(folder):
+    """A caption in Hebrew must not pull the score that follows it into its run (<bdi>)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    class RightToLeft:
+        generation = SimpleNamespace(strategy="beam", num_beams=2, temperature=1.0, top_p=1.0, max_new_tokens=20)
+
+        def encode_images(self, images):
+            return torch.zeros(len(list(images)), 4)
+
+        def caption_features(self, feats, **kw):
+            return [SimpleNamespace(text="שלום עולם", score=-1.23, alternatives=[{"text": "a ש", "score": -2.0}])]
+
+    ex = caption_explorer(RightToLeft(), items=[folder / "img_000.jpg"])
+    assert "<li><bdi" in ex.result.value and ex.result.value.count("</bdi> <small>(") == 2

@@ -18,9 +18,9 @@ DEFAULT_MODEL = "clipcap-coco"
 _LOADED: dict[tuple, Any] = {}
 
 
-def load_captioner(model: str, device: str = "cpu", dtype: str = "fp32"):
-    """`Captioner.from_pretrained(model)` in `dtype` (fp32, bf16 or fp16: CLIP, mapper and LM), kept per
-    process (notebooks, widgets and tests reuse it)."""
+def load_captioner(model: str, device: str = "auto", dtype: str = "fp32"):
+    """`Captioner.from_pretrained(model)` on `device` ("auto": the first GPU when there is one) in `dtype`
+    (fp32, bf16 or fp16: CLIP, mapper and LM), kept per process (notebooks, widgets and tests reuse it)."""
     torch_dtype = resolve_dtype(dtype)
     folder = resolve(model)
     cfg = folder / "config.json"

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import ipywidgets as W   # this module is imported only where widgets are wanted (notebooks)
 
 from ..base.errors import ClipPrefixError
+from ..base.notebook import caption_html
 from ..data import datasets, sampling, video
 from .display import thumbnail_data_uri
 from .inputs import kind_of
@@ -41,10 +42,11 @@ def _items(items) -> dict[str, tuple[Path, list[str]]]:
 
 
 class CaptionExplorer(W.VBox):
-    """The explorer widget; `caption_explorer(...)` builds one."""
+    """The explorer widget; `caption_explorer(...)` builds one. `captions` holds what it shows: one row
+    per caption, (segment start in seconds or None for an image, text, score), best first."""
 
-    def __init__(self, captioner, items=None, *, segments: int = 6):
-        self.captioner = load_captioner(captioner) if isinstance(captioner, (str, Path)) else captioner
+    def __init__(self, captioner, items=None, *, segments: int = 6, device: str = "auto"):
+        self.captioner = load_captioner(captioner, device) if isinstance(captioner, (str, Path)) else captioner
         self.catalog = _items(items)
         g = self.captioner.generation
         style = {"description_width": "110px"}
@@ -64,10 +66,13 @@ class CaptionExplorer(W.VBox):
         self.status = W.HTML()
         self.result = W.HTML()
         self.path: Path | None = None
+        self.shown_name: str | None = None     # what the user calls the shown file (an upload's own name)
         self.references: list[str] = []
+        self.captions: list[tuple[float | None, str, float]] = []
         self._feats: dict[tuple, Any] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="clipprefix-explorer-")
         self.item.observe(lambda ch: ch["new"] is not None and self.select(ch["new"]), names="value")
+        self.strategy.observe(lambda ch: self._sync_controls(), names="value")   # before refresh: registered first
         self.upload.observe(self.on_upload, names="value")
         for w in (self.strategy, self.num_beams, self.temperature, self.top_p, self.max_new_tokens, self.num_return,
                   self.seed, self.segments):
@@ -76,6 +81,7 @@ class CaptionExplorer(W.VBox):
                            W.HBox([self.num_beams, self.num_return]), W.HBox([self.temperature, self.top_p]),
                            W.HBox([self.max_new_tokens, self.seed]), self.segments])
         super().__init__([controls, self.status, self.result])
+        self._sync_controls()
         if self.catalog:
             self.item.value = next(iter(self.catalog))   # shows the first item at once
 
@@ -93,12 +99,23 @@ class CaptionExplorer(W.VBox):
             s["num_return_sequences"] = 1
         return s
 
-    def select(self, label_or_path) -> str:
-        """Show a catalog item (by label) or any image / video path."""
+    def _sync_controls(self) -> None:
+        """Controls that do not apply to the chosen strategy (see `settings`) or to an image are disabled."""
+        st = self.strategy.value
+        self.num_beams.disabled = st != "beam"
+        self.num_return.disabled = st == "greedy"
+        for w in (self.temperature, self.top_p, self.seed):
+            w.disabled = st != "sample"
+        self.segments.disabled = self.path is not None and not self._is_video()
+
+    def select(self, label_or_path, *, shown_name: str | None = None) -> str:
+        """Show a catalog item (by label) or any image / video path (`shown_name`: what to call it)."""
         if label_or_path in self.catalog:
             self.path, self.references = self.catalog[label_or_path]
         else:
             self.path, self.references = Path(label_or_path), []
+        self.shown_name = shown_name or self.path.name
+        self._sync_controls()
         return self.refresh()
 
     def on_upload(self, change) -> str:
@@ -109,7 +126,9 @@ class CaptionExplorer(W.VBox):
         f = files[0]
         target = Path(tempfile.mkdtemp(dir=self._tmp.name)) / Path(f["name"]).name   # a new upload never reuses a path
         target.write_bytes(bytes(f["content"]))
-        return self.select(target)
+        if self.item.value is not None:
+            self.item.value = None        # the dropdown shows no item now, so picking any item again is a change
+        return self.select(target, shown_name=str(f["name"]))
 
     def refresh(self) -> str:
         """Caption the current item with the current settings; returns (and shows) the result HTML."""
@@ -120,7 +139,9 @@ class CaptionExplorer(W.VBox):
             self.status.value = ""
         except ClipPrefixError as e:
             body = ""
-            self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
+            self.captions = []
+            msg = str(e).replace(str(self.path), self.shown_name)    # the user's file name, not a temporary path
+            self.status.value = f'<span style="color:#b00">{html.escape(msg)}</span>'
         self.result.value = body
         return body
 
@@ -139,11 +160,14 @@ class CaptionExplorer(W.VBox):
             self._feats[key] = self.captioner.encode_images([self.path])[:, None]
         cap = self.captioner.caption_features(self._feats[key], **self.settings())[0]
         rows = [(cap.text, cap.score)] + [(a["text"], a["score"]) for a in cap.alternatives]
-        lines = "".join(f"<li>{html.escape(t)} <small>({s:.2f})</small></li>" for t, s in rows)
-        refs = "".join(f"<li>{html.escape(r)}</li>" for r in self.references[:5])
-        refs = f"<p><b>references</b></p><ul>{refs}</ul>" if refs else ""
-        return (f'<div><img src="{thumbnail_data_uri(self.path, 256)}"><p><b>{html.escape(self.path.name)}</b></p>'
-                f"<ol>{lines}</ol>{refs}</div>")
+        self.captions = [(None, t, s) for t, s in rows]
+        lines = "".join(f"<li>{caption_html(t)} <small>({s:.2f})</small></li>" for t, s in rows)
+        return (f'<div><img src="{thumbnail_data_uri(self.path, 256)}"><p><b>{html.escape(self.shown_name)}</b></p>'
+                f"<ol>{lines}</ol>{self._references_html()}</div>")
+
+    def _references_html(self) -> str:
+        refs = "".join(f"<li>{caption_html(r)}</li>" for r in self.references[:5])
+        return f"<p><b>references</b></p><ul>{refs}</ul>" if refs else ""
 
     def _video_html(self) -> str:
         key = (*self._file_key(), self.segments.value)
@@ -155,19 +179,20 @@ class CaptionExplorer(W.VBox):
             self._feats[key] = (spans, feats, [frames[i * n + n // 2].image for i in range(len(spans))])
         spans, feats, mids = self._feats[key]
         caps = self.captioner.caption_features(feats, **self.settings())
+        self.captions = [(a, t, s) for (a, _), c in zip(spans, caps)
+                         for t, s in [(c.text, c.score)] + [(x["text"], x["score"]) for x in c.alternatives]]
         cells = []
         for (a, b), c, im in zip(spans, caps, mids):
-            alts = "".join(f"<br><small>{html.escape(x['text'])} ({x['score']:.2f})</small>" for x in c.alternatives)
+            alts = "".join(f"<br><small>{caption_html(x['text'])} ({x['score']:.2f})</small>" for x in c.alternatives)
             cells.append(f'<figure style="display:inline-block;width:170px;margin:4px;vertical-align:top">'
                          f'<img src="{thumbnail_data_uri(im, 160)}"><figcaption><small>{srt_time(a)}</small><br>'
-                         f"{html.escape(c.text)} <small>({c.score:.2f})</small>{alts}</figcaption></figure>")
-        refs = "".join(f"<li>{html.escape(r)}</li>" for r in self.references[:5])
-        refs = f"<p><b>references</b></p><ul>{refs}</ul>" if refs else ""
-        return f"<div><p><b>{html.escape(self.path.name)}</b></p>{''.join(cells)}{refs}</div>"
+                         f"{caption_html(c.text)} <small>({c.score:.2f})</small>{alts}</figcaption></figure>")
+        return f"<div><p><b>{html.escape(self.shown_name)}</b></p>{''.join(cells)}{self._references_html()}</div>"
 
 
 def caption_explorer(captioner: Any = "clipcap-coco", items: str | Path | Sequence[Any] | None = None, *,
-                     segments: int = 6) -> CaptionExplorer:
+                     segments: int = 6, device: str = "auto") -> CaptionExplorer:
     """An explorer widget over `items` (a folder of images/videos, a dataset root, or a list of
-    paths / `datasets.Item`s), captioned by `captioner` (a Captioner, preset, folder or Hub id)."""
-    return CaptionExplorer(captioner, items, segments=segments)
+    paths / `datasets.Item`s), captioned by `captioner` (a Captioner, or a preset, folder or Hub id loaded
+    on `device`: "auto" is the first GPU when there is one)."""
+    return CaptionExplorer(captioner, items, segments=segments, device=device)

@@ -49,41 +49,47 @@ def _reachable_or_raise(what: str):
         log.setLevel(level)
 
 
-def hub_file(repo_id: str, filename: str, *, revision: str | None = None) -> Path:
+def hub_file(repo_id: str, filename: str, *, revision: str | None = None, token: str | bool | None = None,
+             cache_dir: str | os.PathLike | None = None) -> Path:
     """Local path of `filename` in hub repo `repo_id`, downloading it into the HF cache if needed."""
-    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    cached = try_to_load_from_cache(repo_id, filename, revision=revision, cache_dir=cache_dir)
     if isinstance(cached, str) and os.path.isfile(cached):
         return Path(cached)
     what = f"{filename} from the Hugging Face Hub repo {repo_id}"
     with _reachable_or_raise(what):
         try:
-            return Path(hf_hub_download(repo_id, filename, revision=revision))
+            return Path(hf_hub_download(repo_id, filename, revision=revision, token=token, cache_dir=cache_dir))
         except Exception as e:  # noqa: BLE001 - any hub/network failure becomes the one-sentence error
             raise ClipPrefixError(offline_message(what, e)) from e
 
 
-def hub_snapshot(repo_id: str, *, revision: str | None = None, allow_patterns=None) -> Path:
-    """Local folder with a snapshot of hub repo `repo_id` (a checkpoint folder)."""
+def hub_snapshot(repo_id: str, *, revision: str | None = None, allow_patterns=None, token: str | bool | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> Path:
+    """Local folder with a snapshot of hub repo `repo_id` (a checkpoint folder); `revision` (a branch, tag
+    or commit), `token` (private repos) and `cache_dir` (instead of HF_HOME's) go to huggingface_hub."""
     what = f"the checkpoint {repo_id} from the Hugging Face Hub"
+    kw = {"revision": revision, "allow_patterns": allow_patterns, "token": token, "cache_dir": cache_dir}
     try:   # a complete earlier download works offline
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=True))
+        return Path(snapshot_download(repo_id, local_files_only=True, **kw))
     except Exception:  # noqa: BLE001 - not cached (or partly): download below
         pass
     with _reachable_or_raise(what):
         try:
-            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
+            return Path(snapshot_download(repo_id, **kw))
         except Exception as e:  # noqa: BLE001
             raise ClipPrefixError(offline_message(what, e)) from e
 
 
-def from_hub(loader, name: str, what: str):
-    """`loader(name)` (a transformers `from_pretrained`), from the local cache when it is there."""
+def from_hub(loader, name: str, what: str, **hub):
+    """`loader(name, **hub)` (a transformers `from_pretrained`; `hub`: token=, cache_dir=), from the local
+    cache when it is there."""
+    hub = {k: v for k, v in hub.items() if v is not None}
     try:
-        return loader(name, local_files_only=True)
+        return loader(name, local_files_only=True, **hub)
     except OSError:
         pass
     with _reachable_or_raise(what):
         try:
-            return loader(name)
+            return loader(name, **hub)
         except OSError as e:
             raise ClipPrefixError(offline_message(what, e)) from e

@@ -2,8 +2,12 @@
 
     from clipprefix import Captioner
     cap = Captioner.from_pretrained("clipcap-coco")            # preset, folder or Hub id
-    cap.caption_images(["cat.jpg"])[0].text
-    cap.caption_features(feats, strategy="beam", num_beams=5)  # feats (B, T, clip_dim) from a cache
+    cap.caption_images("cat.jpg")[0].text                     # one image, or a list of them
+    cap.caption_features(feats, num_beams=5)                   # feats (B, T, clip_dim) from a cache; beam search
+
+Defaults follow the habits of transformers users: `device="auto"` (the GPU when there is one),
+`dtype="bfloat16"` strings, `revision=` / `token=` / `cache_dir=` for Hub checkpoints, `num_beams=5`
+alone for beam search and `do_sample=True` for sampling (generation.py), one image for a list of one.
 
 Images and cached features enter the same path: CLIP features (B, T, D) -> mapper -> prefix -> decoding.
 """
@@ -17,17 +21,21 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import huggingface_hub
+import numpy as np
 import torch
+from PIL import Image
 
+from ..base.devices import resolve_device
 from ..base.errors import ClipPrefixError
 from . import registry
 from .checkpoint import load_lm, load_mapper_state, load_tokenizer, read_config, save_checkpoint, tokenizer_from_folder
 from .decoding import generate
-from .encoder import ClipEncoder, trained_with_quick_gelu
+from .encoder import ClipEncoder, resolve_dtype, trained_with_quick_gelu
 from .generation import GenerationConfig
 from .images import open_image
 from .mappers import MapperConfig
 from .model import ClipPrefixModel
+from .model_card import model_card
 from .presets import new_config, resolve
 
 
@@ -48,28 +56,35 @@ class Caption:
 
 class Captioner:
     def __init__(self, config: dict, model: ClipPrefixModel, tokenizer, *, folder: Path | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, encoder=None,
-                 fast: bool | None = None):
+                 device: str | torch.device = "auto", dtype: "torch.dtype | str | None" = None, encoder=None,
+                 fast: bool | None = None, hub: dict | None = None):
         self.config = config
         self.fast = fast                # None: the CLIPPREFIX_FAST switch (clipprefix.fast)
         self.model = model.eval()
         self._tokenizer = tokenizer
         self.folder = folder
-        self.device = torch.device(device)
-        self.dtype = dtype or torch.float32
+        self._hub = hub or {}           # token= / cache_dir= for a tokenizer named on the Hub
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.model.to(self.device, self.dtype)
         self._encoder = encoder
         self.generation = GenerationConfig.from_dict(config.get("generation", {}))
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str = "cpu",
-                        dtype: torch.dtype | None = None, fast: bool | None = None) -> "Captioner":
-        """A captioner from a checkpoint folder, a preset (`clipprefix presets`) or a Hub id; `fast=False`
-        runs stock transformers / torch (default: the CLIPPREFIX_FAST switch)."""
-        folder = resolve(name_or_path)
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device = "auto",
+                        dtype: "torch.dtype | str | None" = None, fast: bool | None = None, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | os.PathLike | None = None) -> "Captioner":
+        """A captioner from a checkpoint folder, a preset (`clipprefix presets`) or a Hub id.
+
+        `device`: "auto" (the first GPU when there is one, else the CPU), "cpu", "cuda:1", ...; `dtype`: a
+        torch dtype or its name ("bfloat16", "bf16", "float16", ...; default fp32); `revision`, `token`,
+        `cache_dir`: as huggingface_hub takes them, for a Hub id; `fast=False` runs stock transformers /
+        torch (default: the CLIPPREFIX_FAST switch)."""
+        hub = {k: v for k, v in {"token": token, "cache_dir": cache_dir}.items() if v is not None}
+        folder = resolve(name_or_path, revision=revision, **hub)
         config = read_config(folder)
-        lm = load_lm(folder, config["lm"])
+        lm = load_lm(folder, config["lm"], **hub)
         model = ClipPrefixModel(MapperConfig.from_dict(config["mapper"]), lm,
                                 normalize=config["clip"].get("normalize", False),
                                 train_lm=config["lm"].get("trainable", False), fast=fast)
@@ -79,10 +94,11 @@ class Captioner:
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
             raise ClipPrefixError(f"The mapper weights in {folder} do not match its config.json ({first}).") from e
-        return cls(config, model, None, folder=folder, device=device, dtype=dtype, fast=fast)   # tokenizer: on first use
+        return cls(config, model, None, folder=folder, device=device, dtype=dtype, fast=fast,   # tokenizer: on first use
+                   hub=hub)
 
     @classmethod
-    def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str = "cpu", seed: int = 0,
+    def from_config(cls, config: dict, *, lm=None, tokenizer=None, device: str | torch.device = "auto", seed: int = 0,
                     fast: bool | None = None) -> "Captioner":
         """A new captioner (freshly initialised mapper) from a config such as `presets.new_config(...)`: the
         LM and tokenizer by their Hub names, or built by the config's local kit (the tiny preset)."""
@@ -114,14 +130,21 @@ class Captioner:
         return save_checkpoint(path, config, state, lm=lm, tokenizer=tokenizer, clip_dir=clip_dir)
 
     def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
-                    commit_message: str = "Upload clipprefix captioner") -> str:
-        """Save to a temporary folder and upload it as Hub repo `repo_id`; returns the repo URL."""
+                    commit_message: str = "Upload clipprefix captioner", metrics=None,
+                    replace_card: bool = False) -> str:
+        """Save to a temporary folder with a model card (README.md: what the model is, its training data and
+        decoding defaults, `metrics` when given: an `EvalResult`, a metrics.json path or a dict) and upload
+        it as Hub repo `repo_id`; returns the repo URL. A card already on the Hub is kept unless
+        `replace_card`."""
         api = huggingface_hub.HfApi(token=token)
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(Path(tmp) / "ckpt")
+            ckpt = self.save_pretrained(Path(tmp) / "ckpt")
+            (ckpt / "README.md").write_text(model_card(read_config(ckpt), repo_id, metrics), encoding="utf-8")
             try:
                 url = api.create_repo(repo_id, private=private, exist_ok=True)
-                api.upload_folder(folder_path=str(Path(tmp) / "ckpt"), repo_id=repo_id, commit_message=commit_message)
+                keep = not replace_card and api.file_exists(repo_id, "README.md")
+                api.upload_folder(folder_path=str(ckpt), repo_id=repo_id, commit_message=commit_message,
+                                  ignore_patterns=["README.md"] if keep else None)
             except Exception as e:  # noqa: BLE001 - any hub failure is one sentence for the user
                 raise ClipPrefixError(f"Could not upload to the Hugging Face Hub repo {repo_id} ({type(e).__name__}: "
                                       f"{str(e).splitlines()[0] if str(e) else ''}); log in with `hf auth login` "
@@ -129,9 +152,9 @@ class Captioner:
         return str(url)
 
     def to(self, device=None, dtype=None) -> "Captioner":
-        """Move the model, and CLIP once loaded, to `device` and/or `dtype`; returns self."""
-        self.device = torch.device(device) if device else self.device
-        self.dtype = dtype or self.dtype
+        """Move the model, and CLIP once loaded, to `device` ("auto" too) and/or `dtype` (a name too); returns self."""
+        self.device = resolve_device(device) if device else self.device
+        self.dtype = resolve_dtype(dtype, self.device) if dtype is not None else self.dtype
         self.model.to(self.device, self.dtype)
         if self._encoder is not None:
             self._encoder.to(self.device, self.dtype)
@@ -150,7 +173,7 @@ class Captioner:
     def tokenizer(self):
         """The LM's tokenizer, loaded on first use (scoring features needs none)."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.folder, self.config["tokenizer"])
+            self._tokenizer = load_tokenizer(self.folder, self.config["tokenizer"], **self._hub)
         return self._tokenizer
 
     @property
@@ -240,14 +263,15 @@ class Captioner:
                                   [{"text": self.decode(a.tokens), "score": float(a.score)} for a in alts[1:]]))
         return result
 
-    def encode_images(self, images: Iterable[Any], batch_size: int = 64) -> torch.Tensor:
-        """Images (PIL, uint8 arrays or paths) -> CLIP features (N, D)."""
-        return self.encoder.encode_images([open_image(im) for im in images], batch_size=batch_size)
+    def encode_images(self, images: Any, batch_size: int = 64) -> torch.Tensor:
+        """Images (PIL, uint8 arrays or paths; one or a list) -> CLIP features (N, D)."""
+        return self.encoder.encode_images([open_image(im) for im in _image_list(images)], batch_size=batch_size)
 
-    def caption_images(self, images: Iterable[Any], generation: GenerationConfig | None = None, *,
+    def caption_images(self, images: Any, generation: GenerationConfig | None = None, *,
                        batch_size: int = 32, **overrides) -> list[Caption]:
-        """Caption images (PIL, uint8 arrays or paths); each image is a one-frame input."""
-        images = list(images)
+        """Caption images (PIL, uint8 arrays or paths: one, or a list); each image is a one-frame input.
+        Returns one `Caption` per image (a list of one for one image)."""
+        images = _image_list(images)
         out: list[Caption] = []
         for i in range(0, len(images), batch_size):
             feats = self.encode_images(images[i:i + batch_size], batch_size)
@@ -262,7 +286,15 @@ class Captioner:
         return self.caption_features(feats, generation, **overrides)
 
 
-def new_captioner(name: str, *, seed: int = 0, device: str = "cpu", fast: bool | None = None, **mapper_overrides):
+def _image_list(images: Any) -> list:
+    """One image (a path, a PIL image, an HxW(x3) array) as a list of one; an iterable of images as a list."""
+    if isinstance(images, (str, bytes, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        return [images]
+    return list(images)
+
+
+def new_captioner(name: str, *, seed: int = 0, device: str | torch.device = "auto", fast: bool | None = None,
+                  **mapper_overrides):
     """An untrained captioner from config `name` (`clipprefix presets`): the tiny ones are built from local code,
     the others download their LM."""
     return Captioner.from_config(new_config(name, **mapper_overrides), device=device, seed=seed, fast=fast)

@@ -12,10 +12,12 @@ checkpoint or the new one, never half of one. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -32,18 +34,24 @@ FORMAT = "clipprefix"
 FORMAT_VERSION = 1
 
 
-def quiet_transformers() -> None:
-    """No per-file progress bars or advisory warnings from transformers in our output."""
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No per-file progress bars or advisory warnings from transformers while the block loads or saves;
+    the user's own settings (verbosity, progress bars) are back afterwards."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
 
 
 def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenizer=None,
                     clip_dir: str | os.PathLike | None = None) -> Path:
     """Write a checkpoint folder. `lm`/`tokenizer`/`clip_dir` are stored when config marks them included."""
     config = dict(config, format=FORMAT, format_version=FORMAT_VERSION, clipprefix_version=__version__)
-
-    quiet_transformers()
 
     def fill(d: Path):
         tensors = {f"mapper.{k}": v.detach().to("cpu").contiguous() for k, v in mapper_state.items()}
@@ -56,7 +64,8 @@ def save_checkpoint(path, config: dict, mapper_state: dict, *, lm=None, tokenize
             shutil.copytree(clip_dir, d / "clip")
         (d / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
-    return write_folder(path, fill)
+    with quiet_transformers():
+        return write_folder(path, fill)
 
 
 def read_config(folder: Path) -> dict:
@@ -82,21 +91,49 @@ def load_mapper_state(folder: Path) -> dict[str, torch.Tensor]:
     return {k[len("mapper."):]: v for k, v in tensors.items() if k.startswith("mapper.")}
 
 
-def load_lm(folder: Path, lm_cfg: dict):
-    quiet_transformers()
-    if lm_cfg.get("included"):
-        return AutoModelForCausalLM.from_pretrained(str(folder / "lm"))
-    return from_hub(AutoModelForCausalLM.from_pretrained, lm_cfg["name"], f"the language model {lm_cfg['name']}")
+def load_lm(folder: Path, lm_cfg: dict, **hub):
+    """The LM stored in the checkpoint, or the one it names on the Hub (`hub`: token=, cache_dir=)."""
+    with quiet_transformers():
+        if lm_cfg.get("included"):
+            return AutoModelForCausalLM.from_pretrained(str(folder / "lm"))
+        return from_hub(AutoModelForCausalLM.from_pretrained, lm_cfg["name"], f"the language model {lm_cfg['name']}",
+                        **hub)
 
 
 def tokenizer_from_folder(folder: str | os.PathLike):
     """A transformers tokenizer saved in `folder`."""
-    quiet_transformers()
-    return AutoTokenizer.from_pretrained(str(folder))
+    with quiet_transformers():
+        return AutoTokenizer.from_pretrained(str(folder))
 
 
-def load_tokenizer(folder: Path | None, tok_cfg: dict):
-    quiet_transformers()
-    if tok_cfg.get("included"):
-        return AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-    return from_hub(AutoTokenizer.from_pretrained, tok_cfg["name"], f"the tokenizer {tok_cfg['name']}")
+def load_tokenizer(folder: Path | None, tok_cfg: dict, **hub):
+    """The tokenizer stored in the checkpoint, or the one it names on the Hub (`hub`: token=, cache_dir=)."""
+    with quiet_transformers():
+        if tok_cfg.get("included"):
+            return AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+        return from_hub(AutoTokenizer.from_pretrained, tok_cfg["name"], f"the tokenizer {tok_cfg['name']}", **hub)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dict, dict]:
+    """An optimizer's state as safetensors-ready tensors (`optim/<param name>/<slot>`) and JSON (its groups)."""
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            tensors[f"optim/{names[idx]}/{key}"] = value.detach().cpu().contiguous()
+    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, names: list[str], tensors: dict, meta: dict) -> None:
+    """The inverse of `optimizer_tensors`."""
+    state: dict[int, dict] = {}
+    index = {n: i for i, n in enumerate(names)}
+    for key, value in tensors.items():
+        if not key.startswith("optim/"):
+            continue
+        name, slot = key[len("optim/"):].rsplit("/", 1)
+        if name not in index:
+            raise ClipPrefixError(f"The saved optimizer state has a parameter '{name}' this model does not train.")
+        state.setdefault(index[name], {})[slot] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

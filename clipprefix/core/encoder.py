@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from ..fast import enabled as fast_enabled
+from ..base.devices import resolve_device
 from ..base.errors import ClipPrefixError
 from ..base.hub import offline_message
 from ..fast.cpu_linear import onednn_works, use_cpu_linear, use_stock_linear
@@ -83,7 +84,7 @@ def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device
             return torch.float16
         return torch.bfloat16 if kind == "cpu" and native_bf16() else torch.float32
     if dtype not in names:
-        raise ClipPrefixError(f"CLIP dtype must be auto, fp32, bf16 or fp16, got '{dtype}'.")
+        raise ClipPrefixError(f"dtype must be auto, fp32 (float32), bf16 (bfloat16) or fp16 (float16), got '{dtype}'.")
     return names[dtype]
 
 
@@ -104,11 +105,11 @@ class ClipEncoder:
     on any other device or with them off they are the stock modules."""
 
     def __init__(self, model: torch.nn.Module, spec: dict, tokenizer=None, *, normalize: bool = False,
-                 device: str | torch.device = "cpu", dtype: "torch.dtype | str | None" = None,
+                 device: str | torch.device = "auto", dtype: "torch.dtype | str | None" = None,
                  fast: bool | None = None):
         self.model = model.eval()
         self.fast = fast
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._place()
         self.normalize = normalize
@@ -123,11 +124,12 @@ class ClipEncoder:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str = "cpu",
+    def load(cls, model: str = "ViT-B-32", pretrained: str | None = "openai", *, device: str | torch.device = "auto",
              dtype: "torch.dtype | str | None" = None, normalize: bool = False, cache_dir: str | None = None,
              weights: str | os.PathLike | None = None, output: str = "embed",
              name: str | None = None, fast: bool | None = None) -> "ClipEncoder":
-        """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir.
+        """Build an encoder from an open_clip architecture + pretrained tag, a weights file or a local dir,
+        on `device` ("auto": the first GPU when there is one, else the CPU).
 
         `model="tiny"` gives the tiny local tower (a local kit, `registry.py`); `model="local-dir:/path"` an open_clip folder;
         `pretrained` may also be a path to a weights file (or pass `weights=`). `name` overrides the
@@ -178,7 +180,7 @@ class ClipEncoder:
 
     def to(self, device=None, dtype=None) -> "ClipEncoder":
         """Move the model to `device` and/or `dtype` (as `resolve_dtype` reads it); returns self."""
-        self.device = torch.device(device) if device is not None else self.device
+        self.device = resolve_device(device) if device is not None else self.device
         self.dtype = resolve_dtype(dtype, self.device) if dtype is not None else self.dtype
         self._place()
         return self

@@ -43,8 +43,27 @@ class GenerationConfig:
         return cls(**d)
 
     def updated(self, **overrides) -> "GenerationConfig":
-        """A copy with the non-None overrides applied (handy for CLI flags)."""
+        """A copy with the non-None overrides applied (CLI flags, keyword arguments), read as transformers'
+        `generate` reads them when no `strategy` is given: `num_beams=5` means beam search (`num_beams=1`
+        undoes a beam default), `do_sample=True` sampling and `do_sample=False` greedy (beam with
+        `num_beams` > 1). An unknown name is one sentence listing the known ones."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        do_sample = overrides.pop("do_sample", None)
+        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ClipPrefixError(f"Unknown decoding option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                                  f"known: {', '.join(self.__dataclass_fields__)}, do_sample.")
+        beams = overrides.get("num_beams")
+        if "strategy" in overrides:
+            if do_sample is not None and bool(do_sample) != (overrides["strategy"] == "sample"):
+                raise ClipPrefixError(f"do_sample={do_sample} contradicts strategy='{overrides['strategy']}'; "
+                                      "give one of the two.")
+        elif do_sample is not None:
+            overrides["strategy"] = "sample" if do_sample else ("beam" if (beams or 1) > 1 else "greedy")
+        elif beams is not None and beams > 1:
+            overrides["strategy"] = "beam"
+        elif beams == 1 and self.strategy == "beam":
+            overrides["strategy"] = "greedy"
         if "stop_strings" in overrides:
             overrides["stop_strings"] = tuple(overrides["stop_strings"])
         return replace(self, **overrides)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..base.errors import ClipPrefixError
-from ..base.files import recover_folder
+from ..base.files import build_lock, recover_folder
 from ..base.hub import hub_file, hub_snapshot
 from ..base.paths import cache_dir
 from . import registry
@@ -110,17 +110,19 @@ def new_config(name: str, **mapper_overrides) -> dict:
     return cfg
 
 
-def _build(name: str, target: Path) -> None:
+def _build(name: str, target: Path, **hub) -> None:
     build = _checkpoints()[name]["build"]
-    if "kit" in build:
-        registry.kit(build["kit"]).build_checkpoint(build["config"], target)
+    if "kit" in build:     # any further entries (e.g. "trained": true) are the kit's build options
+        options = {k: v for k, v in build.items() if k not in ("kit", "config")}
+        registry.kit(build["kit"]).build_checkpoint(build["config"], target, **options)
     else:
-        convert_file(hub_file(build["repo_id"], build["filename"]), target, kind=build["convert"],
+        convert_file(hub_file(build["repo_id"], build["filename"], **hub), target, kind=build["convert"],
                      clip_model=build["clip_model"], clip_pretrained=build["clip_pretrained"])
 
 
-def resolve_preset(name: str) -> Path:
-    """The local checkpoint folder of preset `name`, built (or downloaded and converted) on first use."""
+def resolve_preset(name: str, **hub) -> Path:
+    """The local checkpoint folder of preset `name`, built (or downloaded and converted) on first use
+    (`hub`: token=, cache_dir= for the download)."""
     presets = _checkpoints()
     if name not in presets:
         raise ClipPrefixError(f"Unknown preset '{name}'; choose one of {', '.join(presets)}.")
@@ -128,12 +130,16 @@ def resolve_preset(name: str) -> Path:
     tag = f"{name}-{registry.kit(kit).VERSION}" if kit else name
     target = cache_dir() / "presets" / tag
     if not (target / "config.json").is_file():
-        _build(name, target)
+        with build_lock(target):          # a concurrent first use waits for this build instead of repeating it
+            if not (target / "config.json").is_file():
+                _build(name, target, **hub)
     return target
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A local checkpoint folder for a folder path, a preset name or a Hugging Face Hub id."""
+def resolve(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None,
+            cache_dir: str | os.PathLike | None = None) -> Path:
+    """A local checkpoint folder for a folder path, a preset name or a Hugging Face Hub id; `revision`,
+    `token` and `cache_dir` go to huggingface_hub (`revision` only means something for a Hub id)."""
     p = Path(name_or_path).expanduser()
     recover_folder(p)
     if p.is_dir():
@@ -144,8 +150,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         raise ClipPrefixError(f"{p} is a file, but a checkpoint is a folder (for a ClipCap .pt file run `clipprefix convert`).")
     name = str(name_or_path)
     if name in _checkpoints():
-        return resolve_preset(name)
+        return resolve_preset(name, token=token, cache_dir=cache_dir)
     if _HUB_ID.match(name):
-        return hub_snapshot(name)
+        return hub_snapshot(name, revision=revision, token=token, cache_dir=cache_dir)
     raise ClipPrefixError(f"No checkpoint '{name}': it is not a folder, a preset ({', '.join(_checkpoints())}) "
                           "or a Hub id (owner/name).")

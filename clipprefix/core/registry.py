@@ -11,7 +11,8 @@ kit by name. A kit module provides:
     clip_dir() -> Path                        an open_clip `local-dir:` folder
     tokenizer_dir() -> Path                   a transformers tokenizer folder
     new_lm(vocab_size, eos_token_id, seed)    a freshly initialised transformers causal LM
-    build_checkpoint(config_name, target)     a checkpoint folder for one of the kit's presets
+    build_checkpoint(config_name, target, **options)   a checkpoint folder for one of the kit's presets
+                                              (options: the preset's further build entries, e.g. trained)
 """
 from __future__ import annotations
 

@@ -104,17 +104,18 @@ def _same_clip(cache_spec: dict, encoder_spec: dict) -> bool:
 
 def evaluate(model, cache, out: str | os.PathLike | None = None, *, split: str | None = None,
              generation=None, batch_size: int = 64, limit: int | None = None, clipscore: bool = True,
-             spice: bool | None = None, metrics=None, device: str | None = None, verbose: bool = True,
+             spice: bool | None = None, metrics=None, device: str | None = "auto", verbose: bool = True,
              **decoding) -> EvalResult:
     """Caption the items of a feature cache with `model` (a `Captioner` or a checkpoint) and score them.
 
     `split` picks items from a cache made with split 'all'; `generation` / `**decoding` (strategy=,
     num_beams=, max_new_tokens=, ...) override the checkpoint's decoding settings; `limit` scores the
     first N items only (a smoke run: CIDEr-D on a subset is not comparable to a whole split); `metrics`
-    picks among `metrics.METRICS` (default: all).
+    picks among `metrics.METRICS` (default: all); `device` places a checkpoint loaded here ("auto": the first
+    GPU when there is one).
     """
     t0 = time.time()
-    cap = model if isinstance(model, Captioner) else Captioner.from_pretrained(model, device=device or "cpu")
+    cap = model if isinstance(model, Captioner) else Captioner.from_pretrained(model, device=device or "auto")
     cache = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
     cap.check_cache(cache)
     ids = _item_ids(cache, split, limit)

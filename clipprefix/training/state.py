@@ -10,33 +10,10 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 
-from ..base.errors import ClipPrefixError
+from ..core.checkpoint import load_optimizer, optimizer_tensors  # noqa: F401 - the trainer's names
 from .distributed import Dist
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.safetensors"
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer, names: list[str]) -> tuple[dict, dict]:
-    sd = opt.state_dict()
-    tensors = {}
-    for idx, st in sd["state"].items():
-        for key, value in st.items():
-            tensors[f"optim/{names[idx]}/{key}"] = value.detach().cpu().contiguous()
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups}
-
-
-def load_optimizer(opt: torch.optim.Optimizer, names: list[str], tensors: dict, meta: dict) -> None:
-    state: dict[int, dict] = {}
-    index = {n: i for i, n in enumerate(names)}
-    for key, value in tensors.items():
-        if not key.startswith("optim/"):
-            continue
-        name, slot = key[len("optim/"):].rsplit("/", 1)
-        if name not in index:
-            raise ClipPrefixError(f"The saved optimizer state has a parameter '{name}' this model does not train.")
-        state.setdefault(index[name], {})[slot] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def rng_states(d: Dist, device: torch.device) -> dict[str, torch.Tensor]:
