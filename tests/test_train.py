@@ -132,6 +132,21 @@ def test_run_folder_history_checkpoints_and_logs(coco_cache, tmp_path):
         train(config(coco_cache, out))
 
 
+def test_the_samples_of_each_epoch_are_that_epochs_captions(coco_cache, tmp_path):
+    """The fused AdamW updates weights in place without bumping their version counters: the captions the
+    trainer writes after an epoch (notebook 02's table) must still be those of that epoch's weights."""
+    res = train(config(coco_cache, tmp_path / "run", epochs=3, keep_checkpoints=3, lr=3e-3, sample_items=4))
+    cache = C.FeatureCache.open(coco_cache)
+    seen = []
+    for r in res.history:
+        cap = Captioner.from_pretrained(tmp_path / "run" / "checkpoints" / f"epoch-{r['epoch']:03d}", fast=False)
+        ids = [s["id"] for s in r["samples"]]
+        want = [c.text for c in cap.caption_features([cache.features(i) for i in ids])]
+        assert [s["prediction"] for s in r["samples"]] == want, r["epoch"]
+        seen.append(want)
+    assert seen[0] != seen[-1]          # the captions change as it learns (so a stale copy would be caught)
+
+
 def test_mapper_only_training_leaves_the_lm_alone(coco_cache, tmp_path):
     from clipprefix.core.captioner import new_captioner
 
