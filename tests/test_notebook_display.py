@@ -46,3 +46,22 @@ def test_caption_html_isolates_direction_escapes_and_wraps(text):
     out = caption_html(text)
     assert out.startswith("<bdi") and out.endswith("</bdi>") and "overflow-wrap:anywhere" in out
     assert "<b>" not in out and "&lt;b&gt;" in out or "<b>" not in text
+
+
+def test_every_caption_renderer_isolates_and_wraps_caption_text():
+    """Captioned images, decoding comparisons and training tables show captions through caption_html."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from clipprefix.apps.display import CaptionedImages, DecodingComparison
+
+    text = "שלום " + "x" * 300                       # right-to-left, then one unbreakable 300-letter run
+    img = np.zeros((8, 8, 3), np.uint8)
+    cap = SimpleNamespace(text=text, score=-1.0)
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": None, "samples_per_s": 1.0,
+                "samples": [{"id": "a", "prediction": text}]}]
+    shown = {"CaptionedImages": CaptionedImages([img], [cap])._repr_html_(),
+             "DecodingComparison": DecodingComparison([img], {"greedy": {}}, {"greedy": [cap]})._repr_html_(),
+             "TrainResult": TrainResult(Path("r"), Path("r/b"), Path("r/l"), history, 1, 1.0, True)._repr_html_()}
+    for name, page in shown.items():
+        assert caption_html(text) in page, name

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..base.errors import ClipPrefixError
 from ..base.files import write_folder
+from ..base.notebook import caption_html
 from ..data import sampling, video
 from ..data.video_write import write_mp4
 from . import subtitles
@@ -74,7 +75,7 @@ class VideoCaptions:
                      if i is not None and i < len(self.thumbnails) else "")
             score = f"{c.score:.2f}" if c.score is not None else ""
             rows.append(f"<tr><td>{thumb}</td><td>{subtitles.srt_time(c.start)} &rarr; {subtitles.srt_time(c.end)}</td>"
-                        f"<td>{html.escape(c.text)}</td><td>{score}</td></tr>")
+                        f"<td style='max-width:32em'>{caption_html(c.text)}</td><td>{score}</td></tr>")
         head = (f"<p><b>{html.escape(self.path.name)}</b>: {len(self.segments)} segments ({self.sampling}) &rarr; "
                 f"{len(self.cues)} cues in {self.seconds:.1f} s</p>")
         table = "<tr><th></th><th>time</th><th>caption</th><th>score</th></tr>" + "".join(rows)
