@@ -184,3 +184,33 @@ def test_push_to_hub_uploads_the_checkpoint_folder_with_a_model_card(tmp_path, m
     assert seen["ignored"] == ["README.md"]          # the owner's card on the Hub stays
     cap.push_to_hub("me/tiny-captioner", replace_card=True)
     assert seen["ignored"] is None
+
+
+def test_clipprefix_push_puts_an_evaluations_scores_in_the_card(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from clipprefix.apps.cli import main
+
+    cards = []
+
+    class FakeApi:
+        def __init__(self, token=None): pass
+        def create_repo(self, repo_id, private=False, exist_ok=True):
+            return f"https://huggingface.co/{repo_id}"
+        def file_exists(self, repo_id, filename):
+            return False
+        def upload_folder(self, folder_path, repo_id, commit_message, ignore_patterns=None):
+            from pathlib import Path
+            cards.append((Path(folder_path) / "README.md").read_text())
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    ckpt = new_captioner("tiny").save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"metrics": {"CIDEr": 0.5}, "dataset": "msrvtt",
+                                                                "split": "test", "n_items": 12}))
+    assert main(["push", str(ckpt), "me/x", "--metrics", str(tmp_path / "eval")]) == 0
+    assert "Scores x 100 (dataset msrvtt, split test, n_items 12)" in cards[0] and "| 50.00 |" in cards[0]
+    (tmp_path / "eval" / "metrics.json").write_text("{not json")
+    assert main(["push", str(ckpt), "me/x", "--metrics", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read as an evaluation's metrics.json" in err and "Traceback" not in err
