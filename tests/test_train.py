@@ -180,8 +180,9 @@ def test_kill_9_and_resume_ends_with_the_same_weights(coco_cache, reference_run,
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            states = [json.loads(p.read_text())["global_step"] for p in (out / "checkpoints").glob("*/trainer_state.json")] \
-                if (out / "checkpoints").is_dir() else []
+            states = [json.loads(p.read_text())["global_step"] for p in (out / "checkpoints").glob("*/trainer_state.json")
+                      if not p.parent.name.startswith(".")] \
+                if (out / "checkpoints").is_dir() else []     # (not a state being written: it is renamed away)
             if states and max(states) >= 3:
                 break
             time.sleep(0.02)

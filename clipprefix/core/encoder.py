@@ -84,7 +84,7 @@ def resolve_dtype(dtype: "str | torch.dtype | None", device: "str | torch.device
             return torch.float16
         return torch.bfloat16 if kind == "cpu" and native_bf16() else torch.float32
     if dtype not in names:
-        raise ClipPrefixError(f"dtype must be auto, fp32 (float32), bf16 (bfloat16) or fp16 (float16), got '{dtype}'.")
+        raise ClipPrefixError(f"dtype must be auto, fp32, bf16 or fp16 (or float32, bfloat16, float16), got '{dtype}'.")
     return names[dtype]
 
 
