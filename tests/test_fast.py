@@ -52,3 +52,30 @@ def test_encoder_is_stock_off_the_fast_paths_and_agrees_with_them():
     assert not kinds(on) & {CpuLinear, CpuMultiheadAttention}
     assert on.model.state_dict().keys() == off.model.state_dict().keys()
     torch.testing.assert_close(on.encode_images(images), off.encode_images(images), atol=1e-5, rtol=1e-5)
+
+
+def test_the_fast_step_sees_weights_a_fused_optimizer_changed(gpt2_small):
+    """Fused AdamW updates parameters in place without bumping their version counters: the written-out
+    step must still notice (it once kept decoding with the first epoch's packed weights)."""
+    from clipprefix.core.kv_cache import start
+
+    lm = gpt2_small
+    prefix = torch.randn(2, 3, lm.config.n_embd, generator=torch.Generator().manual_seed(0))
+    before = start(lm, prefix, room=1, fast=True).logits
+    opt = torch.optim.AdamW(lm.parameters(), lr=1e-2, fused=True)
+    lm(inputs_embeds=prefix).logits.sum().backward()
+    versions = [p._version for p in lm.parameters()]
+    opt.step()
+    assert [p._version for p in lm.parameters()] == versions          # the trap: nothing says they changed
+    fast_after = start(lm, prefix, room=1, fast=True).logits
+    stock_after = start(lm, prefix, room=1, fast=False).logits
+    assert not torch.allclose(fast_after, before)
+    torch.testing.assert_close(fast_after, stock_after, atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture
+def gpt2_small():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4)).eval()

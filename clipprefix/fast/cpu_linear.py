@@ -74,10 +74,19 @@ def pack(weight: torch.Tensor) -> torch.Tensor:
 _PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()     # parameter -> (its signature, packed copy)
 
 
+def signature(weight: torch.Tensor) -> tuple:
+    """What identifies `weight`'s current values for a cached copy: storage, version counter, dtype, device,
+    and a sum of every 1009th element. The sum is needed because fused optimizers (AdamW(fused=True),
+    which the trainer uses) update parameters in place without bumping their version counter."""
+    with torch.no_grad():
+        probe = float(weight.detach().reshape(-1)[::1009].float().sum())
+    return weight.data_ptr(), weight._version, weight.dtype, weight.device, probe
+
+
 def packed(weight: torch.Tensor) -> torch.Tensor:
     """`pack(weight)`, kept for as long as `weight` lives and made again when it changes (in place, moved,
-    or loaded into): for modules whose weights are read at every call."""
-    sig = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+    loaded into, or stepped by an optimizer): for modules whose weights are read at every call."""
+    sig = signature(weight)
     hit = _PACKED.get(weight)
     if hit is None or hit[0] != sig:
         hit = _PACKED[weight] = (sig, pack(weight))

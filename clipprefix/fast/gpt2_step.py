@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .cpu_linear import cpu_linear, pack
+from .cpu_linear import cpu_linear, pack, signature
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, GPT2Steps]" = weakref.WeakKeyDictionary()
 
@@ -59,7 +59,7 @@ def _scaling(attn, layer_idx: int) -> float:
 
 
 def _signature(lm) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in lm.parameters())
+    return tuple(signature(p) for p in lm.parameters())
 
 
 class Linear(NamedTuple):

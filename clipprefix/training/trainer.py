@@ -35,7 +35,6 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..base.errors import ClipPrefixError
 from ..base.files import atomic_write_text, write_folder
 from ..base.threads import torch_threads
-from .. import fast
 from ..core import presets
 from ..core.captioner import Captioner, new_captioner
 from .config import TrainConfig, TrainResult
@@ -308,10 +307,7 @@ class Trainer:
         if n == 0 or not self.dist.main:
             return []
         self.model.eval()
-        # stock decoding: the fused AdamW changes the weights in place without bumping their version
-        # counters, so the fast path's packed copies (fast/gpt2_step.py) would keep the first epoch's weights
-        with fast.disabled():
-            caps = self.cap.caption_features(data.features[:n].float().to(self.device))
+        caps = self.cap.caption_features(data.features[:n].float().to(self.device))
         self.model.train()
         return [{"id": data.ids[k], "prediction": c.text, "reference": data.references[k][0]} for k, c in enumerate(caps)]
 
