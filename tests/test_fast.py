@@ -79,3 +79,17 @@ def gpt2_small():
 
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4)).eval()
+
+
+def test_the_fast_step_runs_a_model_made_under_inference_mode():
+    """Tensors made under torch.inference_mode() have no version counter; the cache keys must not need one."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from clipprefix.core.kv_cache import start
+
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        lm = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4)).eval()
+        prefix = torch.randn(2, 3, 64)
+        torch.testing.assert_close(start(lm, prefix, room=1, fast=True).logits,
+                                   start(lm, prefix, room=1, fast=False).logits, atol=1e-4, rtol=1e-4)

@@ -77,10 +77,12 @@ _PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()     # parameter -> (its sig
 def signature(weight: torch.Tensor) -> tuple:
     """What identifies `weight`'s current values for a cached copy: storage, version counter, dtype, device,
     and a sum of every 1009th element. The sum is needed because fused optimizers (AdamW(fused=True),
-    which the trainer uses) update parameters in place without bumping their version counter."""
+    which the trainer uses) update parameters in place without bumping their version counter; and it is
+    all there is for tensors made under `torch.inference_mode()`, which have no version counter."""
     with torch.no_grad():
         probe = float(weight.detach().reshape(-1)[::1009].float().sum())
-    return weight.data_ptr(), weight._version, weight.dtype, weight.device, probe
+    version = None if weight.is_inference() else weight._version
+    return weight.data_ptr(), version, weight.dtype, weight.device, probe
 
 
 def packed(weight: torch.Tensor) -> torch.Tensor:
