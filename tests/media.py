@@ -56,7 +56,7 @@ def scene_frame(scene: int, w: int, h: int, index: int | None = None) -> np.ndar
 def _write(path: Path, frames, *, fmt: str, codec: str = "libx264", size=(320, 240), rate=25,
            codec_tb: Fraction | None = TB90K, pix_fmt: str = "yuv420p", codec_options: dict | None = None,
            format_options: dict | None = None, sar: Fraction | None = None, rotation: int = 0,
-           audio_seconds: float | None = None) -> None:
+           audio_seconds: float | None = None, audio_start: float = 0.0) -> None:
     """frames: iterable of (pts in codec_tb ticks, RGB array); rotation: clockwise degrees for display."""
     w, h = size
     out = av.open(str(path), "w", format=fmt, options=dict(format_options or {}))
@@ -91,7 +91,7 @@ def _write(path: Path, frames, *, fmt: str, codec: str = "libx264", size=(320, 2
             pcm = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
             for k in range(0, n, 1024):
                 af = av.AudioFrame.from_ndarray(pcm[None, k:k + 1024], format="fltp", layout="mono")
-                af.sample_rate, af.pts = 48000, k
+                af.sample_rate, af.pts = 48000, k + int(round(audio_start * 48000))   # sound starts with the picture
                 for p in a.encode(af):
                     out.mux(p)
             for p in a.encode():
@@ -109,6 +109,8 @@ def _scene_video(folder, name, fmt, *, start=0.0, seconds=4.0, fps=25, scenes=4,
     spans = [(start + k * seconds / scenes, start + (k + 1) * seconds / scenes, k) for k in range(scenes)]
     w, h = size
     kw.setdefault("codec_tb", tick)
+    if kw.get("audio_seconds"):
+        kw.setdefault("audio_start", start)
     _write(path, ((int(round(t / tick)), scene_frame(which[i], w, h, i)) for i, t in enumerate(times)),
            fmt=fmt, codec=codec, size=size, rate=fps, **kw)
     return Made(path, "video", {"first": times[0], "frames": times, "frame_scene": which, "end": times[-1] + 1 / fps,

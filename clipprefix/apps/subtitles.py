@@ -152,12 +152,15 @@ def wrap(text: str, width: int = MAX_CHARS, max_lines: int = MAX_LINES) -> list[
 
 
 # ------------------------------------------------------------------ cue lists
+ARTICLES = {"a", "an", "the"}   # a model's frame-to-frame jitter: 'a red circle' / 'the red circle'
+
+
 def _norm_words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
+    return [w for w in re.findall(r"\w+", text.lower()) if w not in ARTICLES]
 
 
 def similarity(a: str, b: str) -> float:
-    """Word-level similarity in [0, 1] of two captions, ignoring case and punctuation."""
+    """Word-level similarity in [0, 1] of two captions, ignoring case, punctuation and articles."""
     wa, wb = _norm_words(a), _norm_words(b)
     if wa == wb:
         return 1.0
@@ -199,24 +202,31 @@ def tile(cues: Sequence[Cue], start: float | None = None, end: float | None = No
     return out
 
 
-def hold(cues: Sequence[Cue], seconds: float = MIN_CUE_S) -> list[Cue]:
-    """Tiled cues, each on screen at least `seconds` where the timeline allows: a shorter cue ends later and
-    the next starts later (a cue left with no time is dropped); the last one borrows from the one before."""
-    out: list[Cue] = []
-    for c in sorted(cues, key=lambda c: c.start):
-        if out and out[-1].end - out[-1].start < seconds - 1e-9:
-            prev = out[-1]
-            prev.end = min(prev.start + seconds, c.end)
-            c = replace(c, start=prev.end)
-            if c.end - c.start <= 1e-9:
-                prev.end = c.end
-                continue
-        out.append(replace(c))
-    if len(out) > 1 and out[-1].end - out[-1].start < seconds:
-        give = min(seconds - (out[-1].end - out[-1].start), out[-2].end - out[-2].start - seconds)
-        if give > 0:
-            out[-2].end -= give
-            out[-1].start -= give
+def _join(a: Cue, b: Cue) -> Cue:
+    """`a` shown over both spans (b's frames and parts kept with it)."""
+    return replace(a, start=min(a.start, b.start), end=max(a.end, b.end), frames=a.frames + b.frames,
+                   parts=(a.parts or []) + (b.parts or []))
+
+
+def hold(cues: Sequence[Cue], seconds: float = MIN_CUE_S, threshold: float = 0.85) -> list[Cue]:
+    """Tiled cues, each on screen at least `seconds`: a shorter cue (a flash of another caption) is absorbed
+    by the cue before it (the first one by the cue after it), and neighbours at least `threshold` similar
+    then merge; the last cue keeps what is left of the timeline."""
+    out = sorted((replace(c) for c in cues), key=lambda c: c.start)
+    i = 0
+    while i < len(out) - 1:
+        if out[i].end - out[i].start >= seconds - 1e-9:
+            i += 1
+            continue
+        if i == 0:
+            out[0:2] = [_join(out[1], out[0])]
+            continue
+        out[i - 1:i + 1] = [_join(out[i - 1], out[i])]
+        i -= 1
+        if i + 1 < len(out):
+            pair = merge_cues(out[i:i + 2], threshold)
+            if len(pair) == 1:
+                out[i:i + 2] = pair
     return out
 
 

@@ -62,6 +62,7 @@ def _on_white(rgba: Image.Image) -> Image.Image:
 
 def _rgb(im: Image.Image) -> Image.Image:
     """A PIL image of any mode -> RGB as displayed (orientation, depth, transparency on white)."""
+    im.load()                        # decoded here: a cut-off file fails now, inside its reader's error handling
     try:
         im = ImageOps.exif_transpose(im)
     except (ValueError, TypeError, KeyError, SyntaxError, OSError, struct.error):

@@ -13,6 +13,7 @@ no decodable frames, corrupt or truncated (also mid-stream), broken index.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import os
 import stat
@@ -35,6 +36,7 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "ti
 _NO_INDEX_SEEK_S = 20.0   # without a keyframe index, seek only over gaps longer than this (seconds)
 _LOOKAHEAD = 8            # packets demuxed ahead of the decoder: covers B-frame reordering
 _THREADS = "SLICE"        # decoder threading; frame threads measured slower here, and extract runs one decoder per worker
+_PROBE_BYTES = 1 << 21    # bytes read to tell a misnamed video by its content
 _TAIL_S = 10.0            # the end is looked for in the packets from this long before the header's end on
 
 
@@ -84,12 +86,12 @@ class VideoReader:
             raise ClipPrefixError(f"Video {p} is empty (0 bytes).")
         self._identity = (str(p.resolve()), st.st_size, st.st_mtime_ns)
         try:
-            self.container = av.open(str(p), metadata_errors="ignore")
+            self.container = _open(p)
         except av.FFmpegError as e:
             raise ClipPrefixError(f"Video {p} cannot be opened: it is corrupt, truncated or not a video ({_msg(e)}).") from e
         c = self.container
         try:
-            if c.format.name in IMAGE_FORMATS or c.format.name.endswith("_pipe"):
+            if _is_image_format(c.format.name):
                 raise ClipPrefixError(f"Video {p} is an image ({c.format.name.removesuffix('_pipe')}), not a video.")
             if not c.streams.video:
                 kinds = sorted({s.type for s in c.streams})
@@ -142,7 +144,8 @@ class VideoReader:
             self.slack = 2.0 + 0.05 * max(0.0, promised - self.start)
         frame_ticks = max(1, round(1 / (self.fps * tb))) if self.fps else 0
         hint = int(promised / tb) if promised is not None else None
-        end, last, self.packets = _packets_end(*self._identity, s.index, hint, frame_ticks)
+        fmt = c.format.name.split(",")[0]      # as opened (by content, whatever the name says)
+        end, last, self.packets = _packets_end(*self._identity, fmt, s.index, hint, frame_ticks)
         if end is None or not end > self.start_pts:
             raise ClipPrefixError(f"Video {self.path} has no known duration (a raw or broken stream); remux it to mp4.")
         if promised is not None and float(end * tb) < promised - self.slack - 2 * frame_ticks * float(tb):
@@ -270,14 +273,14 @@ def _sample_aspect(stream) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _packets_end(path: str, size: int, mtime_ns: int, index: int, hint: int | None,
+def _packets_end(path: str, size: int, mtime_ns: int, fmt: str, index: int, hint: int | None,
                  frame_ticks: int) -> tuple[int | None, int | None, int | None]:
     """(end, last pts, packets) of stream `index`, in its ticks: end = the largest pts + that packet's duration
     (`frame_ticks` when it has none; with B-frames, packets in decode order do not end in pts order). Demuxes from `_TAIL_S` before the `hint` end (then
     `packets` is None), or the whole file when there is no hint or the tail holds nothing. Keyed by the
     file's size and mtime, so one file is read once per process."""
     for tail in (True, False):
-        with av.open(path, metadata_errors="ignore") as c:
+        with av.open(path, format=fmt, metadata_errors="ignore") as c:
             s = c.streams[index]
             if tail:
                 target = hint - int(_TAIL_S / s.time_base) if hint is not None else None
@@ -304,6 +307,29 @@ def _packets_end(path: str, size: int, mtime_ns: int, index: int, hint: int | No
     return None, None, None
 
 
+def _is_image_format(name: str) -> bool:
+    return name in IMAGE_FORMATS or name.endswith("_pipe") or name == "tty"
+
+
+def _open(path: Path):
+    """`av.open`, by content: FFmpeg trusts an image-like name (a video called movie.jpg opens as image2),
+    so a file that opens as an image is probed again without its name."""
+    c = av.open(str(path), metadata_errors="ignore")
+    if not _is_image_format(c.format.name):
+        return c
+    with open(path, "rb") as f:
+        head = io.BytesIO(f.read(_PROBE_BYTES))         # no name to go by: FFmpeg looks at the bytes only
+    try:
+        with av.open(head, metadata_errors="ignore") as by_content:
+            name = by_content.format.name.split(",")[0]
+    except av.FFmpegError:
+        return c
+    if _is_image_format(name):
+        return c
+    c.close()
+    return av.open(str(path), format=name, metadata_errors="ignore")
+
+
 def _file_kind(mode: int) -> str:
     return ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
@@ -315,9 +341,8 @@ def is_video(path: str | os.PathLike) -> bool:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return False
-        with av.open(str(path), metadata_errors="ignore") as c:
-            name = c.format.name
-            if name in IMAGE_FORMATS or name.endswith("_pipe") or name == "tty":
+        with _open(Path(path)) as c:
+            if _is_image_format(c.format.name):
                 return False
             return any(not s.disposition & av.stream.Disposition.attached_pic and s.codec_context.name != "ansi"
                        for s in c.streams.video)
