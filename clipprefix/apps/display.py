@@ -10,7 +10,6 @@ import io
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from PIL import Image
 
 from ..core.images import open_image, to_pil
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.images import IMAGE_EXTS, is_image
-from ..data.video_reader import VIDEO_EXTS, is_video
+from ..data.probe import is_video
+from ..data.video_reader import VIDEO_EXTS
 
 
 @dataclass

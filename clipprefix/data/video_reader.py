@@ -12,10 +12,7 @@ no decodable frames, corrupt or truncated (also mid-stream), broken index.
 """
 from __future__ import annotations
 
-import functools
-import io
 import itertools
-import os
 import stat
 from collections import deque
 from dataclasses import dataclass
@@ -27,17 +24,14 @@ import av
 import numpy as np
 
 from ..base.errors import ClipPrefixError
+from .probe import file_kind, is_image_format, open_by_content, packets_end, sample_aspect
 
 # names a video usually has (dataset folders; the apps decide by content, `is_video`)
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp",
               ".vob", ".m2ts", ".mts", ".ogv", ".mxf", ".m2v", ".3g2", ".f4v", ".asf", ".divx", ".y4m"}
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe",
-                 "ppm_pipe", "pgm_pipe", "qoi_pipe", "svg_pipe", "jpegxl_pipe", "j2k_pipe"}
 _NO_INDEX_SEEK_S = 20.0   # without a keyframe index, seek only over gaps longer than this (seconds)
 _LOOKAHEAD = 8            # packets demuxed ahead of the decoder: covers B-frame reordering
 _THREADS = "SLICE"        # decoder threading; frame threads measured slower here, and extract runs one decoder per worker
-_PROBE_BYTES = 1 << 21    # bytes read to tell a misnamed video by its content
-_TAIL_S = 10.0            # the end is looked for in the packets from this long before the header's end on
 
 
 @dataclass(frozen=True)
@@ -81,17 +75,17 @@ class VideoReader:
         if stat.S_ISDIR(st.st_mode):
             raise ClipPrefixError(f"Video {p} is a folder, not a file.")
         if not stat.S_ISREG(st.st_mode):   # a named pipe would block the open until something writes to it
-            raise ClipPrefixError(f"Video {p} is not a regular file ({_file_kind(st.st_mode)}).")
+            raise ClipPrefixError(f"Video {p} is not a regular file ({file_kind(st.st_mode)}).")
         if st.st_size == 0:
             raise ClipPrefixError(f"Video {p} is empty (0 bytes).")
         self._identity = (str(p.resolve()), st.st_size, st.st_mtime_ns)
         try:
-            self.container = _open(p)
+            self.container = open_by_content(p)
         except av.FFmpegError as e:
             raise ClipPrefixError(f"Video {p} cannot be opened: it is corrupt, truncated or not a video ({_msg(e)}).") from e
         c = self.container
         try:
-            if _is_image_format(c.format.name):
+            if is_image_format(c.format.name):
                 raise ClipPrefixError(f"Video {p} is an image ({c.format.name.removesuffix('_pipe')}), not a video.")
             if not c.streams.video:
                 kinds = sorted({s.type for s in c.streams})
@@ -115,7 +109,7 @@ class VideoReader:
                 raise ClipPrefixError(f"Video {p} has no decodable frames (corrupt or truncated).")
             first = self._head[0]
             self.coded_size = (first.width, first.height)
-            self.sar = _sample_aspect(s)
+            self.sar = sample_aspect(s)
             self.rotation = (-int(round(first.rotation or 0))) % 360  # PyAV: counter-clockwise; ours: clockwise
             self.start_pts = first.pts if first.pts is not None else 0
             self.start = float(self.start_pts * self.tb)
@@ -145,7 +139,7 @@ class VideoReader:
         frame_ticks = max(1, round(1 / (self.fps * tb))) if self.fps else 0
         hint = int(promised / tb) if promised is not None else None
         fmt = c.format.name.split(",")[0]      # as opened (by content, whatever the name says)
-        end, last, self.packets = _packets_end(*self._identity, fmt, s.index, hint, frame_ticks)
+        end, last, self.packets = packets_end(*self._identity, fmt, s.index, hint, frame_ticks)
         if end is None or not end > self.start_pts:
             raise ClipPrefixError(f"Video {self.path} has no known duration (a raw or broken stream); remux it to mp4.")
         if promised is not None and float(end * tb) < promised - self.slack - 2 * frame_ticks * float(tb):
@@ -261,93 +255,6 @@ class VideoReader:
 
     def close(self) -> None:
         self.container.close()
-
-
-def _sample_aspect(stream) -> float:
-    """The stream's sample aspect ratio (container first, then the bitstream, as FFmpeg guesses it);
-    1 when unset or absurd."""
-    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
-        if sar and sar.numerator > 0:
-            return float(sar) if 0.1 < sar < 10 else 1.0
-    return 1.0
-
-
-@functools.lru_cache(maxsize=256)
-def _packets_end(path: str, size: int, mtime_ns: int, fmt: str, index: int, hint: int | None,
-                 frame_ticks: int) -> tuple[int | None, int | None, int | None]:
-    """(end, last pts, packets) of stream `index`, in its ticks: end = the largest pts + that packet's duration
-    (`frame_ticks` when it has none; with B-frames, packets in decode order do not end in pts order). Demuxes from `_TAIL_S` before the `hint` end (then
-    `packets` is None), or the whole file when there is no hint or the tail holds nothing. Keyed by the
-    file's size and mtime, so one file is read once per process."""
-    for tail in (True, False):
-        with av.open(path, format=fmt, metadata_errors="ignore") as c:
-            s = c.streams[index]
-            if tail:
-                target = hint - int(_TAIL_S / s.time_base) if hint is not None else None
-                if target is None or target <= (s.start_time or 0):
-                    continue              # a short file or no hint: read it all (that also counts the packets)
-                try:
-                    c.seek(target, backward=True, any_frame=False, stream=s)
-                except av.FFmpegError:
-                    continue
-            end = last = None
-            n = 0
-            try:
-                for p in c.demux(s):
-                    t = p.pts if p.pts is not None else p.dts
-                    if t is None:
-                        continue          # the flush packet at the end
-                    n += 1
-                    if last is None or t > last:   # the last frame shown, and how long it is shown
-                        last, end = t, t + (p.duration or frame_ticks)
-            except av.FFmpegError:
-                pass                      # a damaged or cut-off tail: the end is where readable packets stop
-            if end is not None:
-                return end, last, None if tail else n
-    return None, None, None
-
-
-def _is_image_format(name: str) -> bool:
-    return name in IMAGE_FORMATS or name.endswith("_pipe") or name == "tty"
-
-
-def _open(path: Path):
-    """`av.open`, by content: FFmpeg trusts an image-like name (a video called movie.jpg opens as image2),
-    so a file that opens as an image is probed again without its name."""
-    c = av.open(str(path), metadata_errors="ignore")
-    if not _is_image_format(c.format.name):
-        return c
-    with open(path, "rb") as f:
-        head = io.BytesIO(f.read(_PROBE_BYTES))         # no name to go by: FFmpeg looks at the bytes only
-    try:
-        with av.open(head, metadata_errors="ignore") as by_content:
-            name = by_content.format.name.split(",")[0]
-    except av.FFmpegError:
-        return c
-    if _is_image_format(name):
-        return c
-    c.close()
-    return av.open(str(path), format=name, metadata_errors="ignore")
-
-
-def _file_kind(mode: int) -> str:
-    return ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    """Whether FFmpeg reads `path` as a container with a real video stream (the header only, nothing decoded):
-    images, audio (with or without cover art), subtitles and text are not videos."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with _open(Path(path)) as c:
-            if _is_image_format(c.format.name):
-                return False
-            return any(not s.disposition & av.stream.Disposition.attached_pic and s.codec_context.name != "ansi"
-                       for s in c.streams.video)
-    except (av.FFmpegError, OSError, ValueError):
-        return False
 
 
 def _msg(e: Exception) -> str:
