@@ -159,7 +159,7 @@ class CaptionExplorer(W.VBox):
         for (a, b), c, im in zip(spans, caps, mids):
             alts = "".join(f"<br><small>{html.escape(x['text'])} ({x['score']:.2f})</small>" for x in c.alternatives)
             cells.append(f'<figure style="display:inline-block;width:170px;margin:4px;vertical-align:top">'
-                         f'<img src="{thumbnail_data_uri(im, 160)}"><figcaption><small>{srt_time(a)}</small><br>'
+                         f'<img src="{thumbnail_data_uri(im, 160)}"><figcaption><small>{srt_time(a - spans[0][0])}</small><br>'
                          f"{html.escape(c.text)} <small>({c.score:.2f})</small>{alts}</figcaption></figure>")
         refs = "".join(f"<li>{html.escape(r)}</li>" for r in self.references[:5])
         refs = f"<p><b>references</b></p><ul>{refs}</ul>" if refs else ""
