@@ -56,7 +56,7 @@ def scene_frame(scene: int, w: int, h: int, index: int | None = None) -> np.ndar
 def _write(path: Path, frames, *, fmt: str, codec: str = "libx264", size=(320, 240), rate=25,
            codec_tb: Fraction | None = TB90K, pix_fmt: str = "yuv420p", codec_options: dict | None = None,
            format_options: dict | None = None, sar: Fraction | None = None, rotation: int = 0,
-           audio_seconds: float | None = None, audio_start: float = 0.0) -> None:
+           audio_seconds: float | None = None, audio_start: float = 0.0, audio_codec: str = "aac") -> None:
     """frames: iterable of (pts in codec_tb ticks, RGB array); rotation: clockwise degrees for display."""
     w, h = size
     out = av.open(str(path), "w", format=fmt, options=dict(format_options or {}))
@@ -76,7 +76,7 @@ def _write(path: Path, frames, *, fmt: str, codec: str = "libx264", size=(320, 2
             s.set_display_rotation(-rotation)          # PyAV takes counter-clockwise degrees
         a = None
         if audio_seconds:
-            a = out.add_stream("aac", rate=48000)
+            a = out.add_stream(audio_codec, rate=48000)
             a.layout = "mono"
         tb = s.codec_context.time_base
         for pts, arr in frames:
@@ -145,9 +145,9 @@ def write_edited_mp4(folder, name="edited.mp4", *, start=0.5, **kw) -> Made:
     return _scene_video(folder, name, "mp4", start=start, **kw)
 
 
-def write_mp4(folder, name="plain.mp4", *, audio=False, seconds=4.0, **kw) -> Made:
-    """A plain constant-rate MP4, optionally with an AAC sine track."""
-    m = _scene_video(folder, name, "mp4", seconds=seconds, audio_seconds=seconds if audio else None, **kw)
+def write_mp4(folder, name="plain.mp4", *, audio=False, seconds=4.0, fmt="mp4", **kw) -> Made:
+    """A plain constant-rate MP4 (or `fmt`: mov, matroska), optionally with a sine track (`audio_codec`)."""
+    m = _scene_video(folder, name, fmt, seconds=seconds, audio_seconds=seconds if audio else None, **kw)
     m.truth["audio"] = bool(audio)
     return m
 

@@ -32,6 +32,7 @@ def made(tmp_path_factory):
     d = tmp_path_factory.mktemp("apps_media")
     return {"ts": M.write_ts(d), "ts_audio": M.write_ts(d, "with_audio.ts", audio=True),
             "mp4_audio": M.write_mp4(d, "with_audio.mp4", audio=True), "thin": M.write_thin(d),
+            "pcm_audio": M.write_mp4(d, "pcm_audio.mov", audio=True, fmt="mov", audio_codec="pcm_s16le"),
             "dot": M.write_thin(d, size=(1, 1)), "vfr": M.write_vfr_mp4(d), "webm": M.write_webm_no_duration(d),
             "ana": M.write_anamorphic(d), "one": M.write_one_frame(d), "enc": M.write_encrypted_mp4(d)}
 
@@ -123,13 +124,14 @@ def test_webm_one_frame_and_encrypted_videos_end_to_end(made, tmp_path, capsys):
 
 
 def test_preview_keeps_the_sound_and_help_says_so(made, tmp_path, capsys):
-    for m in (made["mp4_audio"], made["ts_audio"]):
+    for m in (made["mp4_audio"], made["ts_audio"], made["pcm_audio"]):     # copied, copied, re-encoded to AAC
         rc, _, err = caption(capsys, m.path, "--out", tmp_path / "o", "--preview", "--segments", "2")
         assert rc == 0, err
         prev = tmp_path / "o" / f"{m.path.stem}_preview.mp4"
         import av
         with av.open(str(prev)) as c:
             a = c.streams.audio[0]
+            assert a.codec_context.name == "aac"
             packets = [p for p in c.demux(a) if p.pts is not None]
             last = float((packets[-1].pts + packets[-1].duration) * a.time_base)
         assert len(packets) > 100 and last == pytest.approx(4.0, abs=0.05)     # 4 s of sound from the start

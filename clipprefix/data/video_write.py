@@ -64,7 +64,8 @@ class _Audio:
                 out.mux(p)
             else:
                 for f in p.decode():
-                    f.pts, f.time_base = None, None
+                    f.pts, f.time_base = self.samples, Fraction(1, f.sample_rate)   # gapless from 0
+                    self.samples += f.samples
                     for q in self.ost.encode(f):
                         out.mux(q)
         if last and not self.copy:
