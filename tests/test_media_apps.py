@@ -145,8 +145,9 @@ def test_anamorphic_keyframes_and_preview_are_shown_at_16_9(made, tmp_path, caps
                          "--segments", "2", "--no-merge")
     assert rc == 0, err
     assert probe_frames(tmp_path / "o" / "anamorphic_preview.mp4")["display_size"] == (640, 360)
-    jpg = sorted((tmp_path / "o" / "anamorphic_keyframes").iterdir())[0]
-    with Image.open(jpg) as im:
+    jpgs = sorted((tmp_path / "o" / "anamorphic_keyframes").iterdir())
+    assert len(jpgs) == 2 and len(read_srt(tmp_path / "o" / "anamorphic.srt")) == 2     # --no-merge: one per segment
+    with Image.open(jpgs[0]) as im:
         assert im.width == 640 and im.height > 360             # the 640 x 360 frame, its caption under it
 
 
