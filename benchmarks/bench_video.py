@@ -49,7 +49,7 @@ class IdTokenizer:
     """Token ids as text: GPT-2's tokenizer is not needed to time decoding (and is not downloaded)."""
     eos_token_id = 50256
 
-    def decode(self, ids, skip_special_tokens=True):
+    def decode(self, ids, skip_special_tokens=True, **kw):
         return " ".join(map(str, ids))
 
 

@@ -64,8 +64,6 @@ def outputs(folder):
     ("truncated.mp4", ["truncated.mp4"]),
     ("late.mp4", ["late.mp4", "truncated"]),
     ("notes.txt", ["notes.txt", "neither an image"]),
-    ("picture.mp4", ["picture.mp4", "image"]),
-    ("movie.jpg", ["movie.jpg"]),
     ("missing.jpg", ["missing.jpg", "no such file"]),
     ("no_media", ["no_media", "no images or videos"]),
     ("nothing*.png", ["nothing*.png", "matches no"]),

@@ -53,7 +53,7 @@ def test_text_features_are_normalised(enc):
 
 def test_bad_inputs(enc):
     with pytest.raises(ClipPrefixError):
-        enc.encode_images([np.zeros((8, 8, 3), dtype=np.float32)])
+        enc.encode_images([np.zeros((8, 8, 2), dtype=np.float32)])     # float pictures are fine; 2 channels are not
     with pytest.raises(ClipPrefixError):
         enc.encode_images(["not-an-image-object"])
     with pytest.raises(ClipPrefixError):

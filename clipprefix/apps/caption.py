@@ -25,6 +25,8 @@ def caption_image_files(captioner, paths: Sequence[Path], *, batch_size: int = 3
                     good.append((p, open_image(p)))
                 except ClipPrefixError as e:
                     results[p] = e
+                except Exception as e:  # noqa: BLE001 - whatever breaks one file fails that file alone
+                    results[p] = ClipPrefixError(f"Image {p} cannot be read ({type(e).__name__}: {e}).")
             caps = captioner.caption_images([im for _, im in good], batch_size=batch_size, **overrides) if good else []
             results.update({p: c for (p, _), c in zip(good, caps)})
             for p in paths[i:i + batch_size]:

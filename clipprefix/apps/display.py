@@ -10,16 +10,13 @@ import io
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from PIL import Image
-
 from ..base.notebook import caption_html
-from ..core.images import to_pil
+from ..core.images import open_image, to_pil
 
 
 def thumbnail_data_uri(image: Any, size: int = 192) -> str:
     """A PNG data URI of `image` (PIL, uint8 array or path) scaled to fit `size` pixels."""
-    im = Image.open(image).convert("RGB") if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else to_pil(image)
-    im = im.copy()
+    im = to_pil(open_image(image)).copy()
     im.thumbnail((size, size))
     buf = io.BytesIO()
     im.save(buf, format="PNG")

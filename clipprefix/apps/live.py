@@ -6,6 +6,11 @@
 The reading thread shows every frame at once; a worker thread captions the newest frame whenever it is
 free (frames that arrive meanwhile are simply not captioned), so the display never waits for the model.
 A video checkpoint reads its last `frames.n` frames, spread over the last `clip_seconds`.
+
+Stream times count from the first frame (as OpenCV reports them, and as `clipprefix caption` writes
+its cues); a file's session ends where its last frame ends (its pts + its duration, from PyAV). The
+SRT merges similar consecutive captions (a model's frame-to-frame jitter in punctuation or an article)
+and keeps every cue on screen at least `subtitles.MIN_CUE_S`.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import numpy as np
 from ..base.errors import ClipPrefixError
 from ..data import video
 from .render import burn_in
-from .subtitles import Cue, clean, merge_cues, tile
+from .subtitles import MIN_CUE_S, Cue, clean, hold, merge_cues, tile
 from .video_captions import frames_per_segment
 
 CAMERA_START_S = 5.0     # a camera may take this long to deliver its first frame
@@ -148,9 +153,20 @@ def parse_source(source: str) -> tuple[str, object]:
     return "file", p
 
 
-def open_source(source: str, *, speed: float = 1.0) -> Iterator[tuple[np.ndarray, float]]:
-    """Yield (RGB frame, stream time in seconds) from OpenCV; files (and finite streams) are paced to
-    their own timestamps divided by `speed`, cameras and live streams come as fast as they deliver."""
+class Source:
+    """The (RGB frame, stream time) pairs of `open_source`; `end`: where a file's timeline ends (seconds from
+    its first frame: the last frame's pts + its duration), None for cameras and streams."""
+
+    def __init__(self, frames: Iterator[tuple[np.ndarray, float]], end: float | None = None):
+        self.frames, self.end = frames, end
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        return self.frames
+
+
+def open_source(source: str, *, speed: float = 1.0) -> Source:
+    """(RGB frame, stream time in seconds) from OpenCV; files (and finite streams) are paced to their own
+    timestamps divided by `speed`, cameras and live streams come as fast as they deliver."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # our one-sentence error replaces FFmpeg's log lines
     import cv2   # optional: the `apps` extra (OpenCV)
 
@@ -166,7 +182,7 @@ def open_source(source: str, *, speed: float = 1.0) -> Iterator[tuple[np.ndarray
                 "file": f"video {target}"}[kind]
         raise ClipPrefixError(f"OpenCV cannot open {what}.")
     paced = kind == "file" or (kind == "stream" and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
-    return _read(cap, kind, paced, speed)
+    return Source(_read(cap, kind, paced, speed), video.probe(target).duration if kind == "file" else None)
 
 
 def _read(cap, kind: str, paced: bool, speed: float) -> Iterator[tuple[np.ndarray, float]]:
@@ -204,6 +220,7 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
     False, `max_seconds` pass or Ctrl-C. `show(frame, caption, fps)` displays a frame."""
     gen = (generation or captioner.generation).validate()
     n = frames_per_segment(captioner)
+    stream_end = getattr(frames, "end", None)   # a file's end (its last frame + that frame's duration)
     if warmup:   # load the encoder and run the model once, so the first lag is not the loading time
         captioner.caption_features(captioner.encode_images([np.zeros((64, 64, 3), np.uint8)])[None], gen)
     worker = CaptionWorker(captioner, gen, n)
@@ -257,14 +274,19 @@ def run_session(captioner, frames: Iterable[tuple[np.ndarray, float]], *, genera
         if on_caption:
             on_caption(c)
     wall = time.perf_counter() - start
-    return LiveResult(captions, shown, wall, t_last + step if shown else 0.0, reason, error=error)
+    end = t_last + step if shown else 0.0       # stopped early: the last frame lasts as long as the gap before it
+    if reason == "end of stream" and stream_end is not None and shown:
+        end = max(stream_end, t_last)
+    return LiveResult(captions, shown, wall, end, reason, error=error)
 
 
-def session_cues(result: LiveResult) -> list[Cue]:
-    """Cues from the captions, each from its frame's time until the next caption, merged when equal."""
+def session_cues(result: LiveResult, *, merge: float = 0.85, min_seconds: float = MIN_CUE_S) -> list[Cue]:
+    """Cues from the captions, each from its frame's time until the next caption; consecutive captions at
+    least `merge` similar are one cue, and every cue stays `min_seconds` on screen where the session allows."""
     caps = sorted(result.captions, key=lambda c: c.time)
     cues = [Cue(c.time, c.time, clean(c.text), c.score, [c.time]) for c in caps]
-    return merge_cues(tile(cues, None, max(result.end_time, caps[-1].time) if caps else None), threshold=1.0)
+    return hold(merge_cues(tile(cues, None, max(result.end_time, caps[-1].time) if caps else None), merge),
+                min_seconds, merge)
 
 
 # ------------------------------------------------------------------ display

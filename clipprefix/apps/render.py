@@ -8,7 +8,9 @@ Unicode coverage (Noto, DejaVu, Arial Unicode, Droid/WenQuanYi for CJK, ...; `CL
 yours first) ending with the DejaVu Sans that matplotlib ships, so there is always a real font.
 Coverage is read from each font's character map (fontTools); a character no font has is drawn as the
 first font's placeholder box rather than failing. Lines wrap on pixel width (CJK between any two
-characters); with libraqm, Pillow shapes Arabic and Indic runs.
+characters); with libraqm, Pillow shapes Arabic and Indic runs, and right-to-left lines are laid out
+from the right edge. Burned-in captions scale with the frame (never below `MIN_FONT_PX`), wrap at
+word boundaries (the font shrinks before a word is split) and cover at most a third of the frame.
 """
 from __future__ import annotations
 
@@ -28,11 +30,14 @@ from PIL import Image, ImageDraw, ImageFont
 from ..base.errors import ClipPrefixError
 from ..base.files import atomic_path
 from ..core.images import open_image, to_pil
+from ..core.text import is_rtl
 
 _DIRS = ["/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"),
          str(Path.home() / ".local/share/fonts"), "/Library/Fonts", "/System/Library/Fonts",
          "/System/Library/Fonts/Supplemental", "C:/Windows/Fonts"]
 # Preferred files (any directory above), widest coverage first; per-script Noto files are added after.
+MIN_FONT_PX = 8      # the smallest font a caption is burned in with (still readable)
+MAX_UPSCALE = 8      # caption_under enlarges a small picture at most this many times
 _PREFERRED = ["NotoSans-Regular.ttf", "NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf",
               "DejaVuSans.ttf", "Arial Unicode.ttf", "arialuni.ttf", "segoeui.ttf", "msyh.ttc",
               "DroidSansFallbackFull.ttf", "wqy-microhei.ttc", "wqy-zenhei.ttc", "Arial.ttf", "FreeSans.ttf"]
@@ -108,8 +113,9 @@ def _is_wide(ch: str) -> bool:
     return unicodedata.east_asian_width(ch) in ("W", "F")
 
 
-def wrap_pixels(text: str, size: int, max_width: float) -> list[str]:
-    """Greedy wrap on rendered width; breaks at spaces, and between any two CJK characters."""
+def wrap_pixels(text: str, size: int, max_width: float, *, break_words: bool = True) -> list[str]:
+    """Greedy wrap on rendered width; breaks at spaces, and between any two CJK characters; a word wider
+    than a line is cut (`break_words`) or left whole."""
     tokens = _tokens(" ".join(text.split()))
     lines: list[str] = []
     cur = ""
@@ -118,7 +124,7 @@ def wrap_pixels(text: str, size: int, max_width: float) -> list[str]:
         if cur and text_width(cand.rstrip(), size) > max_width:
             lines.append(cur.rstrip())
             cur = tok.lstrip()
-            while text_width(cur.rstrip(), size) > max_width and len(cur) > 1:   # a word wider than a line
+            while break_words and text_width(cur.rstrip(), size) > max_width and len(cur) > 1:   # a word wider than a line
                 k = len(cur) - 1
                 while k > 1 and text_width(cur[:k], size) > max_width:
                     k -= 1
@@ -152,9 +158,17 @@ def _tokens(text: str) -> list[str]:
 
 
 def _draw_line(draw: ImageDraw.ImageDraw, xy: tuple[float, float], line: str, size: int, fill) -> None:
-    """Draw one line at (left, baseline), switching fonts per run."""
+    """Draw one line at (left, baseline), switching fonts per run; the runs of a right-to-left line go
+    from its right end leftwards (libraqm orders the characters inside each run)."""
     x, y = xy
-    for font, s in _runs(line, _fonts(size)):
+    runs = _runs(line, _fonts(size))
+    if is_rtl(line):
+        x += sum(font.getlength(s) for font, s in runs)
+        for font, s in runs:
+            x -= font.getlength(s)
+            draw.text((x, y), s, font=font, fill=fill, anchor="ls")
+        return
+    for font, s in runs:
         draw.text((x, y), s, font=font, fill=fill, anchor="ls")
         x += font.getlength(s)
 
@@ -172,11 +186,13 @@ def _as_pil(image: Any) -> Image.Image:
 
 def caption_under(image: Any, text: str, *, min_width: int = 384, font_size: int | None = None,
                   background=(255, 255, 255), color=(20, 20, 20)) -> Image.Image:
-    """The image (upscaled to at least `min_width` pixels wide) with `text` wrapped in a band below it."""
+    """The image (enlarged towards `min_width` pixels wide, at most `MAX_UPSCALE` times, and centred) with
+    `text` wrapped in a band below it; right-to-left lines are right-aligned."""
     img = _as_pil(image)
     if img.width < min_width:
-        img = img.resize((min_width, max(1, round(img.height * min_width / img.width))), Image.BICUBIC)
-    w = img.width
+        scale = min(min_width / img.width, MAX_UPSCALE)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+    w = max(img.width, min_width)
     size = font_size or max(14, round(w / 28))
     pad = max(6, size // 2)
     lines = wrap_pixels(text, size, w - 2 * pad)
@@ -184,24 +200,45 @@ def caption_under(image: Any, text: str, *, min_width: int = 384, font_size: int
     line_h = round((ascent + descent) * 1.15)
     band = 2 * pad + line_h * len(lines)
     out = Image.new("RGB", (w, img.height + band), background)
-    out.paste(img, (0, 0))
+    out.paste(img, ((w - img.width) // 2, 0))
     draw = ImageDraw.Draw(out)
     for i, line in enumerate(lines):
-        _draw_line(draw, (pad, img.height + pad + i * line_h + ascent), line, size, color)
+        x = w - pad - text_width(line, size) if is_rtl(line) else pad
+        _draw_line(draw, (x, img.height + pad + i * line_h + ascent), line, size, color)
     return out
+
+
+def _fit(text: str, extra: str, width: int, height: int) -> tuple[int, int, int, list[str]]:
+    """(font size, padding, line height, lines) of a burned-in caption: the font scales with the frame
+    (`MIN_FONT_PX` at least) and shrinks until whole words fit the width and the lines a third of the
+    height; at the smallest size words are cut and what does not fit ends in '…'."""
+    size = max(MIN_FONT_PX, min(12, height // 10), round(min(width, height * 16 / 9) / 32))
+    while True:
+        smallest = size <= MIN_FONT_PX
+        pad = max(1, size // 4)
+        ascent, descent = _metrics(size)
+        line_h = round((ascent + descent) * 1.1)
+        room = max(1, (height // 3 - 2 * pad) // line_h)       # lines that fit in a third of the frame
+        keep = min(room - bool(extra), 3)                      # at most 3 caption lines, as ever
+        lines = wrap_pixels(text, size, width - 2 * pad, break_words=smallest) if text else []
+        if smallest or (len(lines) <= keep and all(text_width(x, size) <= width - 2 * pad for x in lines)):
+            break
+        size -= 1
+    if len(lines) > max(0, keep):
+        lines = lines[:max(0, keep)]
+        if lines:
+            lines[-1] = lines[-1].rstrip(" .,;:") + "…"
+    return size, pad, line_h, lines + ([extra] if extra else [])
 
 
 @functools.lru_cache(maxsize=16)
 def _banner(text: str, extra: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The caption box for a frame size, rendered once: (RGB patch, alpha (h, w, 1) 0-1, top row)."""
-    size = max(12, round(min(width, height * 16 / 9) / 32))
-    pad = max(4, size // 3)
-    lines = wrap_pixels(text, size, width - 4 * pad)[:3] if text else []
-    if extra:
-        lines.append(extra)
-    ascent, descent = _metrics(size)
-    line_h = round((ascent + descent) * 1.1)
-    box_h = min(height, 2 * pad + line_h * max(1, len(lines)))
+    size, pad, line_h, lines = _fit(text, extra, width, height)
+    ascent, _ = _metrics(size)
+    if width < 2 * pad + text_width("a", size):      # no letter fits (a 1- or 2-pixel-wide frame): no box
+        lines = []
+    box_h = min(height, 2 * pad + line_h * len(lines)) if lines else 0
     layer = Image.new("RGBA", (width, box_h), (0, 0, 0, 150))
     draw = ImageDraw.Draw(layer)
     for i, line in enumerate(lines):

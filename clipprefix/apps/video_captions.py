@@ -5,6 +5,11 @@
     result.cues                                             # merged cues tiling [0, duration]
     result.write("clip_captions/", keyframes=True, preview=True)
 
+Cue times count from the first frame, as players, ffmpeg's subtitle filter and `clipprefix live` do
+(an MPEG-TS may start 1.4 s or an hour into its own clock); `result.start` is the first frame's time
+in the file, and the frames behind each caption (`Cue.frames`, the JSON's `frames`, `start_pts`,
+`end_pts`) keep the file's own times, so `video.frames_at(path, cue.frames)` decodes them again.
+
 Segments come from `video.py` (uniform count, fixed interval or scene cuts). A video checkpoint reads
 `frames.n` frames spread evenly over each segment, in order; an image checkpoint sees the segment's
 middle frame. Frames are decoded once, in time order, at the encoder's input size, on a background
@@ -41,7 +46,7 @@ DEFAULT_SEGMENTS = "every:2"
 @dataclass
 class VideoCaptions:
     path: Path
-    duration: float                  # seconds (the timeline the cues tile: 0 .. duration)
+    duration: float                  # seconds (the timeline the cues tile: 0 .. duration, from the first frame)
     sampling: str                    # how segments were cut, e.g. 'every:2'
     segments: list[Cue]              # one per segment, before merging
     cues: list[Cue]                  # after merging: what the subtitle files show
@@ -50,9 +55,11 @@ class VideoCaptions:
     frames_per_segment: int = 1
     seconds: float = 0.0             # wall time spent (decoding + captioning)
     thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)   # middle frame per segment
+    start: float = 0.0               # the first frame's time in the file (s): cue time + start = file time
 
     def meta(self) -> dict:
-        return {"video": str(self.path), "duration": round(self.duration, 6), "segmentation": self.sampling,
+        return {"video": str(self.path), "duration": round(self.duration, 6), "start_time": round(self.start, 6),
+                "segmentation": self.sampling,
                 "frames_per_segment": self.frames_per_segment, "model": self.model, "generation": self.generation}
 
     def write(self, out_dir: str | Path, stem: str | None = None, *, formats: Sequence[str] = subtitles.FORMATS,
@@ -220,13 +227,14 @@ def caption_video(captioner, path: str | Path, segments: str | sampling.Sampling
         bar.close()
     if len(caps) != len(spans):
         raise ClipPrefixError(f"Video {path} gave {len(caps)} of {len(spans)} segments (truncated stream).")
-    segs = [Cue(a, b, subtitles.clean(c.text), c.score, list(ts), c.alternatives)
+    first = info.start    # spans and frames are on the file's clock; cues count from its first frame
+    segs = [Cue(a - first, b - first, subtitles.clean(c.text), c.score, list(ts), c.alternatives)
             for (a, b), c, ts in zip(spans, caps, frame_ts)]
-    segs = subtitles.tile(segs, 0.0, info.end)
-    cues = subtitles.merge_cues(segs, merge) if merge is not None else subtitles.merge_cues(segs, 2.0)
+    segs = subtitles.tile(segs, 0.0, info.duration)
+    cues = subtitles.merge_cues(segs, merge)
     name = str(captioner.folder.name if captioner.folder else captioner.config.get("name", ""))
-    return VideoCaptions(path, info.end, str(policy), segs, cues, name, gen.to_dict(), n,
-                         time.perf_counter() - t0, thumbs)
+    return VideoCaptions(path, info.duration, str(policy), segs, cues, name, gen.to_dict(), n,
+                         time.perf_counter() - t0, thumbs, info.start)
 
 
 # ------------------------------------------------------------------ extra outputs
@@ -236,7 +244,7 @@ def write_keyframes(result: VideoCaptions, folder: Path, short_side: int = 360) 
     for c in result.cues:
         best = max(c.parts, key=lambda p: p["score"] if p["score"] is not None else float("-inf")) if c.parts else None
         a, b = (best["start"], best["end"]) if best else (c.start, c.end)
-        mids.append((a + b) / 2)
+        mids.append(result.start + (a + b) / 2)          # on the file's clock
     frames = list(video.frames_at(result.path, mids, short_side=short_side))
 
     def fill(d: Path):
@@ -255,22 +263,29 @@ def cue_at(cues: Sequence[Cue], t: float) -> Cue | None:
     return cues[-1] if cues and t >= cues[-1].end else None      # past the end: the last cue stays
 
 
+def _even(img: np.ndarray) -> np.ndarray:
+    """Padded (edge pixels repeated) to even sizes of at least 2x2, as yuv420p needs; nothing is cut off."""
+    h, w = img.shape[:2]
+    ph, pw = max(2, h + h % 2) - h, max(2, w + w % 2) - w
+    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else img
+
+
 def write_preview(result: VideoCaptions, path: Path, *, short_side: int = 480, progress: bool | None = None) -> Path:
-    """An H.264 mp4 of the video (at most `short_side` pixels on its shorter side, no audio) with the
-    captions burned in, at the source's own frame times."""
-    times: list[float] = []   # pts from 0, so the preview starts at once
+    """An H.264 mp4 of the video (at most `short_side` pixels on its shorter side, display aspect) with the
+    captions burned in, at the source's own frame times counted from its first frame, and the source's
+    audio: copied when mp4 holds its codec, else re-encoded to AAC."""
+    times: list[float] = []   # pts from the first frame, so the preview starts at once, as the cues do
 
     def frames():
-        first = None
         with tqdm(desc=f"preview {result.path.name}", unit="fr", leave=False,
                   disable=(not progress) if progress is not None else None) as bar:
             for f in video.iter_frames(result.path, short_side=short_side):
-                img = f.image[: f.image.shape[0] // 2 * 2, : f.image.shape[1] // 2 * 2]   # yuv420p: even sizes
-                c = cue_at(result.cues, f.time)
-                first = f.time if first is None else first
-                times.append(f.time - first)
+                t = f.time - result.start
+                c = cue_at(result.cues, t)
+                times.append(t)
                 bar.update(1)
-                yield burn_in(np.ascontiguousarray(img), c.text if c else "")
+                yield burn_in(np.ascontiguousarray(_even(f.image)), c.text if c else "")
 
     info = video.probe(result.path)
-    return write_mp4(path, frames(), info.fps or 25, pts=times)   # pts[i] is appended before frame i is yielded
+    return write_mp4(path, frames(), info.fps or 25, pts=times,    # pts[i] is appended before frame i is yielded
+                     audio_from=result.path, audio_start=result.start)

@@ -185,7 +185,7 @@ class CaptionExplorer(W.VBox):
         for (a, b), c, im in zip(spans, caps, mids):
             alts = "".join(f"<br><small>{caption_html(x['text'])} ({x['score']:.2f})</small>" for x in c.alternatives)
             cells.append(f'<figure style="display:inline-block;width:170px;margin:4px;vertical-align:top">'
-                         f'<img src="{thumbnail_data_uri(im, 160)}"><figcaption><small>{srt_time(a)}</small><br>'
+                         f'<img src="{thumbnail_data_uri(im, 160)}"><figcaption><small>{srt_time(a - spans[0][0])}</small><br>'
                          f"{caption_html(c.text)} <small>({c.score:.2f})</small>{alts}</figcaption></figure>")
         return f"<div><p><b>{html.escape(self.shown_name)}</b></p>{''.join(cells)}{self._references_html()}</div>"
 

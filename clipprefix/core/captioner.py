@@ -37,6 +37,7 @@ from .mappers import MapperConfig
 from .model import ClipPrefixModel
 from .model_card import model_card
 from .presets import new_config, resolve
+from .text import decode_text
 
 
 @dataclass
@@ -226,7 +227,7 @@ class Captioner:
         return self.tokenizer.eos_token_id
 
     def decode(self, tokens: Sequence[int]) -> str:
-        text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+        text = decode_text(self.tokenizer, tokens)     # printable: no U+FFFD, no control characters
         for s in self.generation.stop_strings:
             if s in text:
                 text = text[: text.index(s) + len(s)]

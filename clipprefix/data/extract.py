@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ..base import __version__, paths
 from ..base.errors import ClipPrefixError
 from ..core.encoder import ClipEncoder
+from ..core.images import to_pil
 from . import datasets as ds
 from . import sampling as sampling_mod
 from . import video
@@ -72,7 +73,7 @@ def _load_item(item: ds.Item, policy: sampling_mod.Sampling, enc, short_side: in
         return enc.preprocess([f.image for f in frames]), torch.tensor([f.time for f in frames], dtype=torch.float32)
     try:
         with Image.open(item.path) as im:
-            im = im.convert("RGB")
+            im = to_pil(im)                 # as displayed: EXIF orientation, depth, transparency on white
     except (OSError, Image.DecompressionBombError) as e:   # UnidentifiedImageError is an OSError
         raise ClipPrefixError(f"Image {item.path} cannot be read ({e}).") from e
     return enc.preprocess([im]), torch.zeros(1, dtype=torch.float32)

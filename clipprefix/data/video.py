@@ -35,13 +35,15 @@ __all__ = ["Frame", "Sampling", "VideoInfo", "VideoReader", "detect_scenes", "ev
 
 # ------------------------------------------------------------------ frames at given times
 def _to_array(r: VideoReader, frame, short_side: int | None) -> np.ndarray:
-    kw = {}
-    if short_side:
-        w, h = frame.width, frame.height
-        s = min(w, h)
-        if s > short_side:   # downscale only; swscale does the resize during the colour conversion
-            kw = dict(width=max(1, round(w * short_side / s)), height=max(1, round(h * short_side / s)),
-                      interpolation="BICUBIC")
+    """RGB at the display size (non-square pixels made square), `short_side` at most, upright."""
+    w, h = frame.width, frame.height
+    if r.sar != 1:
+        w = max(1, round(w * r.sar))
+    kw = {"width": w, "height": h, "interpolation": "BICUBIC"} if w != frame.width else {}
+    s = min(w, h)
+    if short_side and s > short_side:   # downscale only; swscale resizes during the colour conversion
+        kw = dict(width=max(1, round(w * short_side / s)), height=max(1, round(h * short_side / s)),
+                  interpolation="BICUBIC")
     arr = r.reformat(frame, format="rgb24", **kw)
     if r.rotation:
         arr = np.ascontiguousarray(np.rot90(arr, k=-r.rotation // 90))  # rot90 turns counter-clockwise

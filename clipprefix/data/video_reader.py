@@ -1,13 +1,19 @@
 """One open video stream (PyAV): validated on opening, probed, decoded forward, seeked on request.
 
-    info = probe("clip.mp4")          # duration, fps, size after rotation, codec, first frame's time
+    info = probe("clip.mp4")          # duration, fps, size as displayed, codec, first frame's time
 
-Unreadable files raise `ClipPrefixError` naming the file and the reason: missing, empty, a folder, an
-image, audio only, no decodable frames, corrupt or truncated (also mid-stream), broken index.
+The timeline runs from the first frame's pts to the end of the last frame (its pts + its duration),
+found from the last packets (demuxed, not decoded; the whole file when the header has no duration, as
+in browser recordings), never from the header, which phones and muxers get wrong; it is found once per
+file and remembered. Frames are shown at their display size: the sample aspect ratio is applied (a
+480x360 SAR 4:3 file is 640x360), then the rotation. Unreadable files raise `ClipPrefixError` naming
+the file and the reason: missing, not a regular file, empty, a folder, an image, audio only, encrypted,
+no decodable frames, corrupt or truncated (also mid-stream), broken index.
 """
 from __future__ import annotations
 
 import itertools
+import stat
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,10 +24,11 @@ import av
 import numpy as np
 
 from ..base.errors import ClipPrefixError
+from .probe import file_kind, is_image_format, open_by_content, packets_end, sample_aspect
 
-VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp"}
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe",
-                 "ppm_pipe", "pgm_pipe", "qoi_pipe", "svg_pipe", "jpegxl_pipe", "j2k_pipe"}
+# names a video usually has (dataset folders; the apps decide by content, `is_video`)
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp",
+              ".vob", ".m2ts", ".mts", ".ogv", ".mxf", ".m2v", ".3g2", ".f4v", ".asf", ".divx", ".y4m"}
 _NO_INDEX_SEEK_S = 20.0   # without a keyframe index, seek only over gaps longer than this (seconds)
 _LOOKAHEAD = 8            # packets demuxed ahead of the decoder: covers B-frame reordering
 _THREADS = "SLICE"        # decoder threading; frame threads measured slower here, and extract runs one decoder per worker
@@ -33,11 +40,13 @@ class VideoInfo:
     duration: float      # seconds, from the first frame's pts to the end of the last frame
     fps: float           # average frame rate
     frame_count: int     # from the container header, else duration * fps (an estimate)
-    width: int           # as displayed, i.e. after rotation
+    width: int           # as displayed: sample aspect ratio applied, then rotation
     height: int
     rotation: int        # degrees the stored frames are turned clockwise for display (0/90/180/270)
     codec: str
-    start: float         # pts of the first frame, seconds (usually 0)
+    start: float         # pts of the first frame, seconds (0 for most mp4; 1.4 s or an hour into an MPEG-TS);
+                         # players and subtitles count from here
+    sar: float = 1.0     # sample (pixel) aspect ratio: stored width x sar = displayed width
 
     @property
     def end(self) -> float:
@@ -59,19 +68,24 @@ class VideoReader:
         self.path = Path(path)
         self._reformatter = av.video.reformatter.VideoReformatter()
         p = self.path
-        if not p.exists():
-            raise ClipPrefixError(f"Video {p} does not exist.")
-        if p.is_dir():
-            raise ClipPrefixError(f"Video {p} is a folder, not a file.")
-        if p.stat().st_size == 0:
-            raise ClipPrefixError(f"Video {p} is empty (0 bytes).")
         try:
-            self.container = av.open(str(p), metadata_errors="ignore")
+            st = p.stat()
+        except FileNotFoundError:
+            raise ClipPrefixError(f"Video {p} does not exist.") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ClipPrefixError(f"Video {p} is a folder, not a file.")
+        if not stat.S_ISREG(st.st_mode):   # a named pipe would block the open until something writes to it
+            raise ClipPrefixError(f"Video {p} is not a regular file ({file_kind(st.st_mode)}).")
+        if st.st_size == 0:
+            raise ClipPrefixError(f"Video {p} is empty (0 bytes).")
+        self._identity = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        try:
+            self.container = open_by_content(p)
         except av.FFmpegError as e:
             raise ClipPrefixError(f"Video {p} cannot be opened: it is corrupt, truncated or not a video ({_msg(e)}).") from e
         c = self.container
         try:
-            if c.format.name in IMAGE_FORMATS or c.format.name.endswith("_pipe"):
+            if is_image_format(c.format.name):
                 raise ClipPrefixError(f"Video {p} is an image ({c.format.name.removesuffix('_pipe')}), not a video.")
             if not c.streams.video:
                 kinds = sorted({s.type for s in c.streams})
@@ -84,23 +98,24 @@ class VideoReader:
             self._head: list = []    # frames decoded while probing, handed out first
             self.damaged: set[int] = set()   # pts of frames decoded from a damaged stretch
             self.want: int | None = None      # pts of the frame being looked for (None: every frame)
+            self._checked = False             # the first packet was checked for encryption
             self._it = self._decode()
-            for _ in range(2):       # two frames: proves the stream decodes and that it is a real video
+            for _ in range(2):       # two frames: proves the stream decodes (one is a valid one-frame video)
                 f = next(self._it, None)
                 if f is None:
                     break
                 self._head.append(f)
             if not self._head:
                 raise ClipPrefixError(f"Video {p} has no decodable frames (corrupt or truncated).")
-            if len(self._head) == 1:
-                raise ClipPrefixError(f"Video {p} has a single frame; caption it as an image instead.")
             first = self._head[0]
             self.coded_size = (first.width, first.height)
+            self.sar = sample_aspect(s)
             self.rotation = (-int(round(first.rotation or 0))) % 360  # PyAV: counter-clockwise; ours: clockwise
             self.start_pts = first.pts if first.pts is not None else 0
             self.start = float(self.start_pts * self.tb)
-            self.fps = float(s.average_rate or s.guessed_rate or s.base_rate or 0) or \
-                1.0 / max(1e-6, float((self._head[1].pts - self._head[0].pts) * self.tb))
+            self.fps = float(s.average_rate or s.guessed_rate or s.base_rate or 0)
+            if not self.fps and len(self._head) == 2 and self._head[1].pts is not None:
+                self.fps = 1.0 / max(1e-6, float((self._head[1].pts - self._head[0].pts) * self.tb))
             self.duration = self._duration()
             self.keys = self._keyframe_pts()
         except BaseException:
@@ -109,20 +124,29 @@ class VideoReader:
 
     # -- stream facts
     def _duration(self) -> float:
-        s, c = self.stream, self.container
+        """Seconds from the first frame to the end of the last, from the packets; the header's duration is
+        only a hint where to look, and the check that the file is not cut off."""
+        s, c, tb = self.stream, self.container, self.tb
         # how far before the promised end the frames may stop: the video track's own duration is exact;
         # a container duration also covers audio, which may run on a little (mkv, webm)
         self.slack = 0.25
+        promised = None                           # the end the header promises, seconds
         if s.duration:
-            d = float(s.duration * self.tb) - (self.start - float((s.start_time or 0) * self.tb))
+            promised = float(((s.start_time or 0) + s.duration) * tb)
         elif c.duration:
-            d = c.duration / 1_000_000 - (self.start - (c.start_time or 0) / 1_000_000)
-            self.slack = 2.0 + 0.05 * d
-        else:
-            d = 0.0
-        if not d > 0:
+            promised = ((c.start_time or 0) + c.duration) / 1_000_000
+            self.slack = 2.0 + 0.05 * max(0.0, promised - self.start)
+        frame_ticks = max(1, round(1 / (self.fps * tb))) if self.fps else 0
+        hint = int(promised / tb) if promised is not None else None
+        fmt = c.format.name.split(",")[0]      # as opened (by content, whatever the name says)
+        end, last, self.packets = packets_end(*self._identity, fmt, s.index, hint, frame_ticks)
+        if end is None or not end > self.start_pts:
             raise ClipPrefixError(f"Video {self.path} has no known duration (a raw or broken stream); remux it to mp4.")
-        return d
+        if promised is not None and float(end * tb) < promised - self.slack - 2 * frame_ticks * float(tb):
+            # the packets stop well before the end the header promises: a cut-off file
+            raise ClipPrefixError(f"Video {self.path} is truncated: frames stop at {float(last * tb):.2f} s "
+                                  f"of {promised:.2f} s.")
+        return float((end - self.start_pts) * tb)
 
     def _keyframe_pts(self) -> list[int]:
         """Keyframe times in pts units from the container index (empty when the format has none)."""
@@ -138,12 +162,19 @@ class VideoReader:
         shift = self.start_pts - first if first is not None and first <= self.start_pts else 0
         return sorted(k + shift for k in keys)
 
-    def info(self) -> VideoInfo:
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of a frame on screen before rotation: the stored width times the SAR."""
         w, h = self.coded_size
+        return (max(1, round(w * self.sar)), h) if self.sar != 1 else (w, h)
+
+    def info(self) -> VideoInfo:
+        w, h = self.display_size
         if self.rotation in (90, 270):
             w, h = h, w
-        count = self.stream.frames or int(round(self.duration * self.fps))
-        return VideoInfo(self.path, self.duration, self.fps, count, w, h, self.rotation, self.codec, self.start)
+        count = self.stream.frames or self.packets or int(round(self.duration * self.fps))
+        return VideoInfo(self.path, self.duration, self.fps, count, w, h, self.rotation, self.codec, self.start,
+                         self.sar)
 
     # -- decoding
     def _decode(self) -> Iterator:
@@ -161,6 +192,11 @@ class VideoReader:
 
         def decode(packet):
             nonlocal skipping
+            if not self._checked:
+                self._checked = True
+                if packet.has_sidedata("encryption_info"):   # CENC/CBCS: FFmpeg would call it invalid data
+                    raise ClipPrefixError(f"Video {self.path} is encrypted (CENC/DRM); it cannot be decoded "
+                                          "without its key.")
             p, want = packet.pts, self.want
             skip = p is not None and want is not None and p < want and any(
                 q is not None and p < q <= want for q in itertools.chain(fed, (x.pts for x in ahead)))

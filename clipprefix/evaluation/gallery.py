@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw
 from ..base.errors import ClipPrefixError
 from ..base.files import atomic_write_text
 from ..base.notebook import InlineFigure, caption_html
+from ..core.images import open_image
 from ..data.video import frames_at, sample
 from .evaluate import EvalResult, load_predictions
 
@@ -77,8 +78,7 @@ def thumbnail(item: dict, height: int = 96, frames: int = STRIP_FRAMES) -> np.nd
             else:
                 imgs = [f.image for f in sample(path, f"uniform:{frames}", short_side=height)]
         else:
-            with Image.open(path) as im:
-                imgs = [np.asarray(im.convert("RGB"))]
+            imgs = [np.asarray(open_image(path))]     # as displayed: EXIF orientation, depth, alpha
     except (ClipPrefixError, OSError, ValueError) as e:
         return _placeholder(height, f"unreadable: {type(e).__name__}")
     tiles = []

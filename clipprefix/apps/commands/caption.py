@@ -7,9 +7,12 @@
     clipprefix caption film.mp4 --scenes --keyframes --preview --out subs/
     clipprefix caption clips/ --segments 8 --model tiny-video      # a folder of videos as a batch
 
-Inputs are files, folders (their images and videos, not recursive) or glob patterns. Images are
-captioned in batches; a file that cannot be read is reported on stderr and skipped, and the exit
-status is 1 when some inputs failed, 2 when nothing could be captioned. Nothing is written beside the
+Inputs are files, folders (their images and videos, not recursive) or glob patterns; a file is an
+image or a video by its content, whatever its name (files in a folder that are neither are skipped,
+with a count on stderr). Images are captioned in batches; an input that fails, for whatever reason,
+is reported on stderr in one line and the others are captioned; the exit status is 1 when some
+inputs failed, 2 when nothing could be captioned. Subtitle times count from the video's first
+frame, as players show them (the JSON also keeps the file's own times). Nothing is written beside the
 inputs: video results go to `--out` (default `<stem>_captions/` next to each video), and every file
 is written atomically, so a failure leaves no partial file.
 """
@@ -56,7 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="merge consecutive captions at least this similar (0-1; default 0.85)")
     v.add_argument("--no-merge", action="store_true", help="one cue per segment")
     v.add_argument("--keyframes", action="store_true", help="also write each cue's middle frame with its caption")
-    v.add_argument("--preview", action="store_true", help="also write <stem>_preview.mp4 with the captions burned in")
+    v.add_argument("--preview", action="store_true",
+                   help="also write <stem>_preview.mp4: the video with the captions burned in, with the source's audio "
+                        "(copied, or re-encoded to AAC when mp4 cannot hold its codec)")
     add_decoding_args(p)
 
 
@@ -94,6 +99,9 @@ def run(args) -> int:
     inputs = collect_inputs(args.inputs)
     for e in inputs.errors:
         _fail(e)
+    for where, n in inputs.skipped:
+        print(f"clipprefix caption: skipped {n} file{'s' if n > 1 else ''} in {where} that "
+              f"{'are' if n > 1 else 'is'} neither an image nor a video.", file=sys.stderr)
     if not inputs.images and not inputs.videos:
         return 2
     if args.render and inputs.images:
@@ -114,10 +122,18 @@ def run(args) -> int:
         try:
             _caption_one_video(captioner, v, args, overrides, policy, strict, formats, progress, used)
             done += 1
-        except ClipPrefixError as e:
-            _fail(str(e))
+        except Exception as e:  # noqa: BLE001 - one bad item never stops the batch: reported, the rest go on
+            _fail(_sentence(v, e))
             failed += 1
     return 0 if not failed else (1 if done else 2)
+
+
+def _sentence(path: Path, e: Exception) -> str:
+    """An expected failure's own sentence, or one naming the item and what went wrong."""
+    if isinstance(e, ClipPrefixError):
+        return str(e)
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{path} failed ({type(e).__name__}{': ' + first if first else ''})."
 
 
 def _caption_images(captioner, paths, args, overrides, progress) -> tuple[int, int]:
@@ -135,7 +151,13 @@ def _caption_images(captioner, paths, args, overrides, progress) -> tuple[int, i
             try:
                 rendered = save_image(caption_under(path, cap.text), target)
             except OSError as e:
-                raise ClipPrefixError(f"Cannot write {target} ({e.strerror or e}).") from e
+                _fail(f"Cannot write {target} ({e.strerror or e}).")
+                failed += 1
+                continue
+            except Exception as e:  # noqa: BLE001 - one bad item never stops the batch
+                _fail(_sentence(path, e))
+                failed += 1
+                continue
         if args.json:
             rec = {"path": str(path), "caption": cap.text, "score": cap.score, "alternatives": cap.alternatives,
                    "generation": gen.to_dict()}
